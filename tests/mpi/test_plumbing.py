@@ -1,0 +1,43 @@
+"""Real mpiexec runs of the MPI plumbing: abort hook, broadcast errors, the work counter, info."""
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent / "scripts"
+pytestmark = pytest.mark.mpi
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_abort_hook_ends_job_with_rank1_traceback(run_mpi, n):
+    t0 = time.monotonic()
+    res = run_mpi(n, [str(HERE / "abort_rank1.py")], timeout=60)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "deliberate failure on rank 1" in out
+    assert f"[rank 1/{n}" in out and "Traceback" in out
+    assert "unreachable" not in out
+    assert time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_decided_error_reaches_every_rank(run_mpi, n):
+    res = run_mpi(n, [str(HERE / "decide_error.py")], timeout=60)
+    assert res.returncode == 2, res.stderr
+    for r in range(n):
+        assert f"rank {r} got: bad value for key 'budget.n_sims'" in res.stdout
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_counter_is_exact_and_dynamic(run_mpi, n):
+    res = run_mpi(n, [str(HERE / "counter.py")], timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ok" in res.stdout
+
+
+def test_info_under_three_ranks(run_mpi):
+    res = run_mpi(3, ["-m", "tvbinv_hpc", "info"], timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("tvbinv-hpc 0.") == 1  # one report, from rank 0
+    assert "ranks        3 on 1 host(s)" in res.stdout
+    assert "MPI-enabled" in res.stdout and "Open MPI" in res.stdout

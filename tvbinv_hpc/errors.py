@@ -1,0 +1,18 @@
+"""Exceptions that carry a clear, user-facing message (no traceback is shown for these)."""
+from __future__ import annotations
+
+
+class TvbinvError(Exception):
+    """An expected failure: bad input, a refused restart, a foreign file. Printed as one line."""
+
+
+class ConfigError(TvbinvError):
+    """A config value is wrong; ``key`` is its dotted path (e.g. ``prior.coupling.a.low``)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config key '{key}': {message}" if key else message)
+
+
+class InputError(TvbinvError):
+    """A user-supplied file (connectome, observation, store) is missing, foreign or malformed."""

@@ -1,0 +1,69 @@
+"""``tvbinv-hpc info``: one consistent report of versions, MPI and HDF5 support and the rank layout."""
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from typing import Any
+
+from tvbinv_hpc._version import __version__
+
+
+def _version(module: str, attr: str = "__version__") -> str:
+    try:
+        return str(getattr(importlib.import_module(module), attr))
+    except Exception as exc:  # noqa: BLE001 - a version listing reports, never fails
+        return f"missing ({exc.__class__.__name__})"
+
+
+def versions() -> dict[str, str]:
+    """Versions of every library that shapes a result (stored in every output file)."""
+    from tvbinv_hpc.parallel import mpi
+    from tvbinv_hpc.parallel.store import _h5py
+
+    h5py = _h5py()
+    out = {
+        "tvbinv_hpc": __version__, "python": platform.python_version(), "numpy": _version("numpy"),
+        "numba": _version("numba"), "scipy": _version("scipy"), "torch": _version("torch"),
+        "sbi": _version("sbi"), "tvb-library": _tvb_version(), "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version, "hdf5_mpi": str(bool(h5py.get_config().mpi)),
+        "netCDF4": _version("netCDF4"), "xarray": _version("xarray"),
+    }
+    out.update(mpi.library_versions())
+    return out
+
+
+def _tvb_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tvb-library")
+    except Exception:  # noqa: BLE001
+        return "missing"
+
+
+def report(comm: Any) -> str:
+    """Gathers every rank's host and thread settings so that the printed report covers the whole job."""
+    import os
+
+    from tvbinv_hpc.parallel import mpi
+
+    v = versions()
+    me = (mpi.hostname(), os.environ.get("NUMBA_NUM_THREADS", "?"), v["numpy"], v["h5py"])
+    ranks = comm.gather(me, root=0)
+    if comm.Get_rank() != 0:
+        return ""
+    lines = [f"tvbinv-hpc {__version__}", f"  python       {v['python']} ({sys.executable})"]
+    for k in ("numpy", "numba", "scipy", "torch", "sbi", "tvb-library", "netCDF4", "xarray", "h5py"):
+        lines.append(f"  {k:<12} {v[k]}")
+    lines.append(f"  {'HDF5':<12} {v['hdf5']} (MPI-enabled: {v['hdf5_mpi']}; "
+                 + ("ranks write the store in parallel)" if v["hdf5_mpi"] == "True"
+                    else "the store will be written by rank 0)"))
+    lines.append(f"  {'mpi4py':<12} {v['mpi4py']}")
+    lines.append(f"  {'MPI':<12} {v['mpi']}")
+    hosts = sorted({r[0] for r in ranks})
+    lines.append(f"  ranks        {comm.Get_size()} on {len(hosts)} host(s): {', '.join(hosts)}; "
+                 f"threads per rank {ranks[0][1]}")
+    if len({r[2:] for r in ranks}) > 1:
+        lines.append("  WARNING: ranks run different numpy/h5py versions")
+    return "\n".join(lines)

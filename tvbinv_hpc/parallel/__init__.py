@@ -1,0 +1,1 @@
+"""MPI plumbing, the HDF5 store and the simulate driver."""

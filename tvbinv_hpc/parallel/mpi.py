@@ -1,0 +1,219 @@
+"""Communicator, abort hook, rank-0 decisions broadcast to all ranks, signals, thread pinning.
+
+MPI is initialised lazily so that serial verbs (status, inspect, init) need no launcher. Every branch that
+leads into a collective call is decided on rank 0 and broadcast (``decide``), so a rank never waits alone.
+An unexpected exception on any rank prints that rank's traceback and aborts the whole job: never a hang.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tvbinv_hpc.errors import TvbinvError
+
+T = TypeVar("T")
+_COMM: Any = None
+_HOOKED = False
+
+
+class SerialComm:
+    """The subset of ``MPI.Comm`` we use, for a process without an MPI library."""
+
+    rank = 0
+    size = 1
+
+    def Get_rank(self) -> int:
+        return 0
+
+    def Get_size(self) -> int:
+        return 1
+
+    def bcast(self, obj: T, root: int = 0) -> T:
+        return obj
+
+    def allreduce(self, obj: T, op: Any = None) -> T:
+        return obj
+
+    def gather(self, obj: T, root: int = 0) -> list[T]:
+        return [obj]
+
+    def allgather(self, obj: T) -> list[T]:
+        return [obj]
+
+    def Barrier(self) -> None:
+        return None
+
+    def barrier(self) -> None:
+        return None
+
+    def Abort(self, code: int = 1) -> None:
+        os._exit(code)
+
+
+def local_size() -> int:
+    """Ranks on this node, read from the launcher's environment (valid before MPI_Init)."""
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE", "PMI_LOCAL_SIZE"):
+        val = os.environ.get(var, "").split("(")[0]
+        if val.isdigit() and int(val) > 0:
+            return int(val)
+    return 1
+
+
+def cores_per_rank() -> int:
+    """Cores this rank owns: its CPU affinity shared among the ranks of the node."""
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        ncpu = os.cpu_count() or 1
+    # A launcher that binds ranks already shrank the affinity mask; then the division gives >= 1 anyway.
+    return max(1, ncpu // local_size()) if ncpu > 1 else 1
+
+
+def pin_threads(n: int | None = None) -> int:
+    """Set OMP/MKL/OpenBLAS/numba thread counts before those libraries load (torch is set when imported).
+
+    Oversubscription (each rank using every core) made sbi training ~100x slower on a 2-core machine.
+    """
+    n = n or cores_per_rank()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    return int(os.environ["NUMBA_NUM_THREADS"])
+
+
+def under_launcher() -> bool:
+    keys = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_ID", "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
+    return any(k in os.environ for k in keys)
+
+
+def comm() -> Any:
+    """COMM_WORLD, initialising MPI on first use (a plain ``SerialComm`` if mpi4py is unusable)."""
+    global _COMM
+    if _COMM is None:
+        try:
+            import mpi4py
+
+            mpi4py.rc.threads = False
+            from mpi4py import MPI
+
+            _COMM = MPI.COMM_WORLD
+        except (ImportError, RuntimeError) as exc:
+            if under_launcher():
+                raise
+            print(f"tvbinv-hpc: MPI unavailable ({exc}); running serially", file=sys.stderr)
+            _COMM = SerialComm()
+        install_abort_hook()
+    return _COMM
+
+
+def rank() -> int:
+    return comm().Get_rank()
+
+
+def size() -> int:
+    return comm().Get_size()
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def abort_on_exception(exc_type: type, exc: BaseException, tb: Any) -> None:
+    """Print this rank's traceback, then bring the whole job down (a lone failing rank would hang)."""
+    c = _COMM
+    r, n = (c.Get_rank(), c.Get_size()) if c is not None else (0, 1)
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    prefix = f"[rank {r}/{n} on {hostname()}] "
+    sys.stderr.write("".join(prefix + line + "\n" for line in text.rstrip().splitlines()))
+    sys.stderr.flush()
+    sys.stdout.flush()
+    if n > 1:
+        c.Abort(1)
+    os._exit(1)
+
+
+def install_abort_hook() -> None:
+    """Route uncaught exceptions through ``abort_on_exception`` (PyFR's mpiutil pattern)."""
+    global _HOOKED
+    if not _HOOKED:
+        sys.excepthook = abort_on_exception
+        _HOOKED = True
+
+
+def decide(fn: Callable[[], T], root: int = 0) -> T:
+    """Run ``fn`` on ``root`` only and broadcast its result, or its ``TvbinvError``, to every rank.
+
+    All ranks then return the same value or raise the same error, so no rank reaches a collective alone.
+    Unexpected exceptions on root are broadcast too (as a flag) so that every rank aborts together.
+    """
+    c = comm()
+    outcome: tuple[str, Any] = ("ok", None)
+    if c.Get_rank() == root:
+        try:
+            outcome = ("ok", fn())
+        except TvbinvError as exc:
+            outcome = ("error", exc)
+        except BaseException:
+            outcome = ("crash", traceback.format_exc())
+    outcome = c.bcast(outcome, root=root)
+    kind, payload = outcome
+    if kind == "error":
+        raise payload
+    if kind == "crash":
+        if c.Get_rank() == root:
+            sys.stderr.write(f"[rank {root}] {payload}")
+        raise SystemExit(1)
+    return payload
+
+
+def agree(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (logical OR reduction)."""
+    c = comm()
+    return bool(c.allreduce(bool(flag), op=_op("LOR")))
+
+
+def _op(name: str) -> Any:
+    c = comm()
+    if isinstance(c, SerialComm):
+        return None
+    from mpi4py import MPI
+
+    return getattr(MPI, name)
+
+
+class StopRequest:
+    """Records SIGTERM / SIGUSR1 (scheduler's warning before the time limit); ranks agree at batch ends."""
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)):
+        self.received: int | None = None
+        self._old = {}
+        for sig in signals:
+            self._old[sig] = signal.signal(sig, self._handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def library_versions() -> dict[str, str]:
+    """MPI library version, read without initialising MPI when possible."""
+    out: dict[str, str] = {}
+    try:
+        import mpi4py
+
+        out["mpi4py"] = mpi4py.__version__
+        from mpi4py import MPI
+
+        out["mpi"] = MPI.Get_library_version().strip().splitlines()[0]
+        out["mpi_standard"] = "%d.%d" % MPI.Get_version()
+    except Exception as exc:  # noqa: BLE001 - report, never fail, in a version listing
+        out.setdefault("mpi4py", "missing")
+        out["mpi"] = f"unavailable ({exc.__class__.__name__})"
+    return out
