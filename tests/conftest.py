@@ -43,3 +43,83 @@ def run_mpi():
 @pytest.fixture
 def run_cli():
     return cli
+
+
+SMALL_TOML = """
+[run]
+name = "small"
+output = "{out}"
+seed = 7
+progress = "log"
+progress_interval = 0.5
+
+[connectome]
+source = "{npz}"
+speed = 3.0
+
+[coupling]
+a = 0.2
+
+[integrator]
+dt = 0.02
+nsig = [0.01, 0.02]
+
+[simulation]
+length = 1000.0
+ms_per_unit = 10.0
+
+[bold]
+tavg_period = 0.1
+tr = 500.0
+
+[stats]
+features = [{{ name = "fc_stats" }}, {{ name = "fcd_stats", win_len = 5, min_lag = 2 }},
+            {{ name = "homotopic_fc" }}]
+
+[budget]
+n_sims = {n_sims}
+test_fraction = 0.2
+batch_size = {batch}
+
+[prior."coupling.a"]
+dist = "uniform"
+low = 0.0
+high = {a_high}
+
+[prior."model.eta"]
+dist = "normal"
+loc = -4.6
+scale = 0.2
+{extra}
+"""
+
+
+def write_small_connectome(path: Path, n: int = 8, seed: int = 3) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0, 1, (n, n)) * (rng.uniform(size=(n, n)) < 0.6)
+    w = (w + w.T) / 2
+    np.fill_diagonal(w, 0.5)
+    tl = rng.uniform(15, 60, (n, n))
+    tl = (tl + tl.T) / 2
+    np.fill_diagonal(tl, 0.0)
+    np.savez(path, weights=w, tract_lengths=tl, region_labels=np.array([f"r{i}" for i in range(n)]))
+    return path
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    """Factory: a fast config (8 regions, 50k steps per simulation) written under tmp_path."""
+
+    def make(name: str = "cfg.toml", *, n_sims: int = 24, batch: int = 3, a_high: float = 0.4,
+             extra: str = "", out: str = "out") -> Path:
+        npz = tmp_path / "conn8.npz"
+        if not npz.exists():
+            write_small_connectome(npz)
+        text = SMALL_TOML.format(out=out, npz=npz, n_sims=n_sims, batch=batch, a_high=a_high, extra=extra)
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return make

@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         if mpi._COMM is None or mpi._COMM.Get_rank() == 0:
             print(f"tvbinv-hpc: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # e.g. `tvbinv-hpc inspect FILE | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         from tvbinv_hpc.parallel import mpi
 

@@ -11,7 +11,11 @@ class ConfigError(TvbinvError):
 
     def __init__(self, key: str, message: str):
         self.key = key
+        self.message = message
         super().__init__(f"config key '{key}': {message}" if key else message)
+
+    def __reduce__(self) -> tuple:  # broadcast to every rank by pickling
+        return (type(self), (self.key, self.message))
 
 
 class InputError(TvbinvError):

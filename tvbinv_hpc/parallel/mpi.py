@@ -217,3 +217,45 @@ def library_versions() -> dict[str, str]:
         out.setdefault("mpi4py", "missing")
         out["mpi"] = f"unavailable ({exc.__class__.__name__})"
     return out
+
+
+def quiet_bcast(obj: T, root: int = 0, poll: float = 0.05) -> T:
+    """A broadcast whose waiting ranks sleep instead of busy-polling (they idle while root trains)."""
+    c = comm()
+    if isinstance(c, SerialComm) or c.Get_size() == 1:
+        return obj
+    req = c.Ibarrier()
+    while not req.Test():
+        import time
+
+        time.sleep(poll)
+    return c.bcast(obj, root=root)
+
+
+def lead(task: Callable[[], T], services: dict[str, Callable[..., Any]]) -> T:
+    """Rank 0 runs ``task`` while the other ranks sleep; when ``task`` calls ``call_all(name, *args)``
+    every rank runs ``services[name](*args)`` together (e.g. posterior predictive simulations).
+    Returns root's result, or raises its ``TvbinvError``, on every rank."""
+    c = comm()
+    if c.Get_rank() == 0:
+        try:
+            msg: tuple = ("done", task())
+        except TvbinvError as exc:
+            msg = ("error", exc)
+        quiet_bcast(msg)
+    else:
+        while True:
+            msg = quiet_bcast(None)
+            if msg[0] == "call":
+                services[msg[1]](*msg[2])
+                continue
+            break
+    if msg[0] == "error":
+        raise msg[1]
+    return msg[1]
+
+
+def call_all(services: dict[str, Callable[..., Any]], name: str, *args: Any) -> Any:
+    """From rank 0 inside ``lead``: make every rank run ``services[name](*args)``; returns root's result."""
+    quiet_bcast(("call", name, args))
+    return services[name](*args)

@@ -1,0 +1,98 @@
+"""Config validation: every mistake gives its own message naming the key, and nothing is created."""
+import pytest
+
+from tvbinv_hpc import config, pipeline
+from tvbinv_hpc.errors import ConfigError, TvbinvError
+
+# (what to change in the small config, the key path the error must name, a word of the message)
+MISTAKES = [
+    ("[modle]\ntau = 1.0\n", "modle", "unknown section"),
+    ("[simulation]\nlenght = 10.0\n", "simulation.lenght", "unknown key"),
+    ('[prior."coupling.b"]\ndist = "uniform"\nlow = 1.0\nhigh = 0.5\n', "prior.coupling.b.high", "inverted"),
+    ('[prior."model.foo"]\ndist = "uniform"\nlow = 0.0\nhigh = 1.0\n', "prior.model.foo", "unknown simulator attribute"),
+    ('[prior."model.J"]\ndist = "beta"\nlow = 0.0\nhigh = 1.0\n', "prior.model.J.dist", "not one of"),
+    ('[prior."model.J"]\ndist = "loguniform"\nlow = 0.0\nhigh = 1.0\n', "prior.model.J.low", "low > 0"),
+    ('[prior."model.J"]\ndist = "normal"\nloc = 1.0\n', "prior.model.J.scale", "required number"),
+    ("[observation]\nindex = 1.5\n", "observation.index", "integer"),
+    ("[store]\nsave_bold = 1\n", "store.save_bold", "true/false"),
+    ("[store]\nwriter = 'fast'\n", "store.writer", "not one of"),
+    ("[observation]\nsource = 3\n", "observation.source", "a string"),
+    ("[train]\nlearning_rate = -1.0\n", "train.learning_rate", ""),
+    ("[diagnose]\nnum_samples = 'many'\n", "diagnose.num_samples", ""),
+]
+
+
+def _with(small_config, text: str):
+    path = small_config()
+    body = path.read_text()
+    # Append the mistake; for sections already present, merge by replacing the header.
+    header = text.splitlines()[0]
+    if header in body:
+        body = body.replace(header, text.rstrip("\n"), 1)
+    else:
+        body += "\n" + text
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize("text,key,word", MISTAKES, ids=[m[1] for m in MISTAKES])
+def test_each_mistake_names_its_key(small_config, text, key, word, tmp_path):
+    path = _with(small_config, text)
+    with pytest.raises(ConfigError) as err:
+        pipeline.prepare(str(path))
+    assert err.value.key == key, str(err.value)
+    assert word in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("replace,key", [
+    (("n_sims = 24", 'n_sims = "many"'), "budget.n_sims"),
+    (("test_fraction = 0.2", "test_fraction = 1.5"), "budget.test_fraction"),
+    (("dt = 0.02", "dt = -0.02"), "integrator.dt"),
+    (("speed = 3.0", "speed = true"), "connectome.speed"),
+    (('{ name = "fc_stats" }', '{ name = "fc_nope" }'), "stats.features[0].name"),
+    (("win_len = 5", "win_len = 500"), "stats.features"),
+])
+def test_value_mistakes(small_config, replace, key, tmp_path):
+    path = small_config()
+    path.write_text(path.read_text().replace(*replace))
+    with pytest.raises(ConfigError) as err:
+        pipeline.prepare(str(path))
+    assert err.value.key == key, str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_connectome_names_the_file(small_config, tmp_path):
+    path = small_config()
+    path.write_text(path.read_text().replace(str(tmp_path / "conn8.npz"), str(tmp_path / "nope.npz")))
+    with pytest.raises(TvbinvError, match="nope.npz"):
+        pipeline.prepare(str(path))
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(tmp_path / "absent.toml")
+
+
+def test_defaults_filled_and_hash_stable(small_config):
+    cfg = pipeline.load_config(str(small_config()))
+    assert cfg["model"]["J"] == 14.5 and cfg["train"]["density_estimator"] == "maf"
+    h = config.config_hash(cfg)
+    cfg2 = pipeline.load_config(str(small_config()))
+    cfg2["budget"]["batch_size"] = 17  # harmless by design
+    cfg2["train"]["max_epochs"] = 3
+    assert config.config_hash(cfg2) == h
+    cfg2["coupling"]["a"] = 0.3
+    assert config.config_hash(cfg2) != h
+    assert config.changed_keys(config.store_view(cfg), config.store_view(cfg2)) == ["coupling.a"]
+
+
+def test_quickstart_is_valid():
+    cfg = pipeline.load_config("quickstart")
+    assert set(cfg["prior"]) == {"coupling.a", "model.eta", "integrator.noise.nsig"}
+    text = config.dumps(cfg)
+    assert "[prior.\"coupling.a\"]" in text or "coupling.a" in text

@@ -1,0 +1,161 @@
+"""PNG plots of the diagnostics (matplotlib, Agg backend: batch nodes have no display).
+
+Each function takes parts of the ``diagnose`` result, writes one file and returns its path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_PAIR_PARAMS = 8      # a pair plot beyond this is unreadable; marginals are always drawn
+MAX_PPC_FEATURES = 36
+
+
+def _grid(n: int, size: float = 2.6):
+    cols = min(n, 4 if n > 4 else n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def marginals(path: Path, samples: np.ndarray, prior_samples: np.ndarray, names: list[str],
+              theta_true: np.ndarray | None = None) -> Path:
+    """Posterior (filled) over prior (outline) histograms per parameter, truth as a red line."""
+    fig, axes = _grid(len(names))
+    for j, (ax, name) in enumerate(zip(axes, names)):
+        lo = min(samples[:, j].min(), prior_samples[:, j].min())
+        hi = max(samples[:, j].max(), prior_samples[:, j].max())
+        bins = np.linspace(lo, hi, 41) if hi > lo else 10
+        ax.hist(prior_samples[:, j], bins=bins, density=True, histtype="step", color="0.5", label="prior")
+        ax.hist(samples[:, j], bins=bins, density=True, alpha=0.6, color="C0", label="posterior")
+        if theta_true is not None:
+            ax.axvline(theta_true[j], color="C3", lw=1.5, label="true")
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks([])
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def pairs(path: Path, samples: np.ndarray, names: list[str], theta_true: np.ndarray | None = None) -> Path:
+    """Corner plot: 1-d histograms on the diagonal, 2-d histograms below it."""
+    d = len(names)
+    fig, axes = plt.subplots(d, d, figsize=(2.2 * d, 2.2 * d), squeeze=False)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                ax.hist(samples[:, i], bins=40, color="C0")
+                ax.set_yticks([])
+                if theta_true is not None:
+                    ax.axvline(theta_true[i], color="C3")
+            else:
+                ax.hist2d(samples[:, j], samples[:, i], bins=40, cmap="Blues")
+                if theta_true is not None:
+                    ax.plot(theta_true[j], theta_true[i], "r+", ms=10)
+            if i == d - 1:
+                ax.set_xlabel(names[j], fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i], fontsize=8)
+    return _save(fig, path)
+
+
+def sbc_ranks(path: Path, ranks: np.ndarray, n_samples: int, names: list[str], ks_pvals: np.ndarray) -> Path:
+    """Rank histograms per parameter with the 99 % band a uniform histogram stays in."""
+    n = ranks.shape[0]
+    n_bins = int(np.clip(n // 10, 5, 20))
+    expected = n / n_bins
+    band = 2.58 * np.sqrt(expected * (1 - 1 / n_bins))
+    fig, axes = _grid(len(names))
+    for j, (ax, name) in enumerate(zip(axes, names)):
+        ax.axhspan(max(0, expected - band), expected + band, color="0.85")
+        ax.hist(ranks[:, j], bins=np.linspace(0, n_samples, n_bins + 1), color="C0")
+        ax.set_title(f"{name}  KS p={ks_pvals[j]:.2g}", fontsize=9)
+        ax.set_yticks([])
+    return _save(fig, path)
+
+
+def shrinkage_zscore(path: Path, shrink: np.ndarray, z: np.ndarray, names: list[str],
+                     obs_shrink: np.ndarray | None = None, obs_z: np.ndarray | None = None) -> Path:
+    """Test rows (and the observation when truth is known) in the shrinkage / z-score plane."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for j, name in enumerate(names):
+        ax.scatter(shrink[:, j], z[:, j], s=8, alpha=0.5, color=f"C{j % 10}", label=name)
+        if obs_shrink is not None and obs_z is not None:
+            ax.scatter(obs_shrink[j], obs_z[j], s=80, marker="*", edgecolor="k", color=f"C{j % 10}")
+    ax.set_xlabel("posterior shrinkage")
+    ax.set_ylabel("posterior z-score")
+    ax.set_xlim(min(-0.05, float(np.nanmin(shrink)) - 0.05), 1.05)
+    ax.legend(fontsize=7, markerscale=2)
+    return _save(fig, path)
+
+
+def coverage(path: Path, levels: np.ndarray | None, empirical: np.ndarray | None,
+             tarp_alpha: np.ndarray | None = None, tarp_ecp: np.ndarray | None = None) -> Path:
+    """Empirical vs nominal coverage; above the diagonal = under-confident, below = over-confident."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    if levels is not None and empirical is not None:
+        ax.plot(levels, empirical, "C0-o", ms=3, label="expected coverage (HPD)")
+    if tarp_alpha is not None and tarp_ecp is not None:
+        ax.plot(tarp_alpha, tarp_ecp, "C1-", label="TARP")
+    ax.set_xlabel("credibility level")
+    ax.set_ylabel("empirical coverage")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def ppc_features(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, names: list[str]) -> Path:
+    """Posterior predictive histogram of each feature with the observed value (first features only)."""
+    good = x_ppc[np.isfinite(x_ppc).all(axis=1)]
+    n = min(len(names), MAX_PPC_FEATURES)
+    fig, axes = _grid(n, size=2.2)
+    for i, ax in enumerate(axes[:n]):
+        if len(good):
+            ax.hist(good[:, i], bins=20, color="C2", alpha=0.7)
+        ax.axvline(x_obs[i], color="C3", lw=1.5)
+        ax.set_title(names[i], fontsize=8)
+        ax.set_yticks([])
+    return _save(fig, path)
+
+
+def fc_matrices(path: Path, fc_obs: np.ndarray, fc_pred: np.ndarray) -> Path:
+    """Observed FC, mean predicted FC, and their upper triangles against each other."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, m, title in ((axes[0], fc_obs, "observed FC"), (axes[1], fc_pred, "predicted FC (mean)")):
+        im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    iu = np.triu_indices_from(fc_obs, k=1)
+    axes[2].scatter(fc_obs[iu], fc_pred[iu], s=4, alpha=0.5)
+    axes[2].plot([-1, 1], [-1, 1], "k--", lw=1)
+    axes[2].set_xlabel("observed")
+    axes[2].set_ylabel("predicted")
+    return _save(fig, path)
+
+
+def losses(path: Path, training_loss: list, validation_loss: list) -> Path:
+    """Training and validation loss per epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(np.arange(1, len(training_loss) + 1), training_loss, label="training")
+    ax.plot(np.arange(1, len(validation_loss) + 1), validation_loss, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (-log q)")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,256 @@
+"""Write the diagnostics: ``posterior.nc`` (ArviZ-style groups), ``summary.json`` and ``report.md``.
+
+``result`` is the dict assembled by ``diagnose``: param/feature names, the observation's posterior
+samples and their summary, prior samples, test-row calibration, posterior predictive check, training
+summary and model meta. Plots live in ``plots.py``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc.inference.diagnostics import QUANTILES
+
+NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training")
+
+
+def _attrs(d: dict) -> dict:
+    """netCDF attributes must be numbers or strings: drop None, bools -> int, containers -> JSON."""
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, (dict, list, tuple)):
+            v = json.dumps(v)
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def _chain(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)[None]   # ArviZ convention: one chain
+
+
+def build_datasets(result: dict) -> dict:
+    """The xarray Datasets, one per netCDF group (absent groups are omitted)."""
+    import xarray as xr
+
+    params, features = list(result["param_names"]), list(result["feature_names"])
+    pc, fc = {"param": params}, {"feature": features}
+    groups: dict[str, xr.Dataset] = {}
+    s = result["samples"]
+    groups["posterior"] = xr.Dataset(
+        {"theta": (("chain", "draw", "param"), _chain(s))},
+        coords={**pc, "chain": [0], "draw": np.arange(len(s))})
+    ps = result["prior_samples"]
+    groups["prior"] = xr.Dataset(
+        {"theta": (("chain", "draw", "param"), _chain(ps))},
+        coords={**pc, "chain": [0], "draw": np.arange(len(ps))})
+    obs = {"x": (("feature",), np.asarray(result["x_obs"], dtype=np.float64))}
+    ppc = result.get("ppc")
+    if ppc and ppc.get("fc_obs") is not None:
+        obs["fc"] = (("region", "region_b"), np.asarray(ppc["fc_obs"], dtype=np.float64))
+    groups["observed_data"] = xr.Dataset(obs, coords=fc)
+    if ppc:
+        k = len(ppc["x"])
+        pp = {"x": (("chain", "draw", "feature"), _chain(ppc["x"])),
+              "theta": (("chain", "draw", "param"), _chain(ppc["theta"]))}
+        if ppc.get("fc_mean") is not None:
+            pp["fc_mean"] = (("region", "region_b"), np.asarray(ppc["fc_mean"], dtype=np.float64))
+        groups["posterior_predictive"] = xr.Dataset(
+            pp, coords={**pc, **fc, "chain": [0], "draw": np.arange(k)},
+            attrs=_attrs({"n_diverged": ppc["compare"]["n_diverged"], **ppc.get("fc_stats", {})}))
+
+    o = result["obs"]
+    diag = {"post_mean": (("param",), o["mean"]), "post_std": (("param",), o["std"]),
+            "post_quantile": (("quantile", "param"), o["quantiles"]),
+            "shrinkage": (("param",), o["shrinkage"])}
+    if result.get("theta_true") is not None:
+        diag["theta_true"] = (("param",), np.asarray(result["theta_true"], dtype=np.float64))
+        diag["zscore"] = (("param",), o["zscore"])
+    coords: dict[str, Any] = {**pc, "quantile": list(QUANTILES)}
+    attrs: dict[str, Any] = {}
+    t = result.get("test") or {}
+    if "sbc_ranks" in t:
+        row = ("test_row", "param")
+        diag.update({"test_theta": (row, t["theta"]), "test_post_mean": (row, t["post_mean"]),
+                     "test_post_std": (row, t["post_std"]), "test_shrinkage": (row, t["shrinkage"]),
+                     "test_zscore": (row, t["zscore"]), "sbc_rank": (row, t["sbc_ranks"]),
+                     "sbc_ks_pval": (("param",), t["ks_pvals"]),
+                     "sbc_c2st_ranks": (("param",), t["c2st_ranks"]),
+                     "sbc_c2st_dap": (("param",), t["c2st_dap"])})
+        coords["test_row"] = t["row_index"]
+        attrs["sbc_num_samples"] = t["n_samples"]
+    if "expected_coverage" in t:
+        diag["coverage_hpd_level"] = (("test_row",), t["coverage_rank"])
+        diag["expected_coverage"] = (("coverage_level",), t["expected_coverage"])
+        coords["coverage_level"] = t["coverage_levels"]
+        attrs["coverage_max_deviation"] = t["coverage_max_deviation"]
+    if "tarp_ecp" in t:
+        diag["tarp_ecp"] = (("tarp_alpha",), t["tarp_ecp"])
+        coords["tarp_alpha"] = t["tarp_alpha"]
+        attrs.update(tarp_atc=t["tarp_atc"], tarp_ks_pval=t["tarp_ks_pval"])
+    if ppc:
+        c = ppc["compare"]
+        diag.update({"ppc_mean": (("feature",), c["mean"]), "ppc_std": (("feature",), c["std"]),
+                     "ppc_z": (("feature",), c["z"]), "ppc_quantile": (("feature",), c["quantile"])})
+        coords.update(fc)
+    groups["diagnostics"] = xr.Dataset(diag, coords=coords, attrs=_attrs(attrs))
+
+    tr = result.get("training") or {}
+    if tr.get("validation_loss"):
+        groups["training"] = xr.Dataset(
+            {"training_loss": (("epoch",), np.asarray(tr["training_loss"], dtype=np.float64)),
+             "validation_loss": (("epoch",), np.asarray(tr["validation_loss"], dtype=np.float64))},
+            coords={"epoch": np.arange(1, len(tr["validation_loss"]) + 1)})
+    return groups
+
+
+def write_netcdf(path: str | Path, result: dict) -> list[str]:
+    """Write ``posterior.nc``: root attributes, then one netCDF group per Dataset. Returns group names."""
+    import xarray as xr
+
+    path = Path(path)
+    meta = result.get("meta", {})
+    root = xr.Dataset(attrs=_attrs({
+        "title": "tvbinv_hpc posterior diagnostics", "created": result.get("created"),
+        "config_hash": meta.get("config_hash"), "density_estimator": meta.get("builder", {}).get("model"),
+        "param_names": list(result["param_names"]), "feature_names": list(result["feature_names"]),
+        "versions": meta.get("versions"), "inference_library": "sbi NPE"}))
+    tmp = path.with_name(path.name + ".tmp")
+    root.to_netcdf(tmp, mode="w", engine="netcdf4")
+    groups = build_datasets(result)
+    for name, ds in groups.items():
+        ds.to_netcdf(tmp, mode="a", group=name, engine="netcdf4")
+    tmp.replace(path)
+    return list(groups)
+
+
+def _f(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None   # JSON has no NaN
+
+
+def build_summary(result: dict) -> dict:
+    """The JSON summary: per-parameter numbers, calibration, predictive check, training, warnings."""
+    params, features = list(result["param_names"]), list(result["feature_names"])
+    o, warnings = result["obs"], []
+    per = {}
+    for j, p in enumerate(params):
+        e = {"mean": _f(o["mean"][j]), "std": _f(o["std"][j]), "shrinkage": _f(o["shrinkage"][j])}
+        e.update({f"q{round(q * 100):02d}": _f(o["quantiles"][i, j]) for i, q in enumerate(QUANTILES)})
+        if result.get("theta_true") is not None:
+            e["true"], e["zscore"] = _f(result["theta_true"][j]), _f(o["zscore"][j])
+            if o["zscore"][j] > 3:
+                warnings.append(f"{p}: the true value is {o['zscore'][j]:.1f} posterior std from the mean")
+        if o["shrinkage"][j] < 0.1:
+            warnings.append(f"{p}: shrinkage {o['shrinkage'][j]:.2f}: the data barely constrain it")
+        per[p] = e
+    summary: dict[str, Any] = {"parameters": per, "num_samples": int(len(result["samples"]))}
+
+    t = result.get("test") or {}
+    if "sbc_ranks" in t:
+        ts: dict[str, Any] = {
+            "n_rows": t["n_rows"], "n_samples": t["n_samples"], "n_invalid_rows": t["n_invalid"],
+            "shrinkage_mean": {p: _f(v) for p, v in zip(params, t["shrinkage"].mean(axis=0))},
+            "zscore_median": {p: _f(v) for p, v in zip(params, np.median(t["zscore"], axis=0))},
+            "sbc_ks_pvals": {p: _f(v) for p, v in zip(params, t["ks_pvals"])},
+            "sbc_c2st_ranks": {p: _f(v) for p, v in zip(params, t["c2st_ranks"])},
+            "sbc_c2st_dap": {p: _f(v) for p, v in zip(params, t["c2st_dap"])},
+        }
+        alpha = 0.05 / len(params)   # Bonferroni over parameters
+        for p, v in zip(params, t["ks_pvals"]):
+            if v < alpha:
+                warnings.append(f"{p}: SBC ranks not uniform (KS p = {v:.2g} < {alpha:.2g}): miscalibrated")
+        if "expected_coverage" in t:
+            ts["expected_coverage"] = {f"{c:.2f}": _f(v) for c, v in
+                                       zip(t["coverage_levels"], t["expected_coverage"])}
+            ts["coverage_max_deviation"] = _f(t["coverage_max_deviation"])
+            if t["coverage_max_deviation"] > 0.15:
+                warnings.append(f"expected coverage deviates from the diagonal by up to "
+                                f"{t['coverage_max_deviation']:.2f}")
+        if "tarp_ecp" in t:
+            ts["tarp_atc"], ts["tarp_ks_pval"] = _f(t["tarp_atc"]), _f(t["tarp_ks_pval"])
+            if t["tarp_ks_pval"] < 0.05:
+                warnings.append(f"TARP coverage test fails (KS p = {t['tarp_ks_pval']:.2g}, "
+                                f"ATC = {t['tarp_atc']:.2f})")
+        summary["test"] = ts
+
+    ppc = result.get("ppc")
+    if ppc:
+        c = ppc["compare"]
+        x_obs = np.asarray(result["x_obs"], dtype=np.float64)
+        feats = {f: {"observed": _f(x_obs[i]), "mean": _f(c["mean"][i]), "std": _f(c["std"][i]),
+                     "z": _f(c["z"][i]), "quantile": _f(c["quantile"][i])} for i, f in enumerate(features)}
+        outside = [f for i, f in enumerate(features) if np.isfinite(c["z"][i]) and abs(c["z"][i]) > 3]
+        summary["ppc"] = {"n_draws": c["n_draws"], "n_diverged": c["n_diverged"],
+                          "features_abs_z_gt_3": outside, "features": feats,
+                          **{k: _f(v) for k, v in ppc.get("fc_stats", {}).items()}}
+        if outside:
+            warnings.append(f"posterior predictive misses {len(outside)} feature(s) by > 3 std: "
+                            + ", ".join(outside[:8]))
+        if c["n_draws"] and c["n_diverged"] > c["n_draws"] / 2:
+            warnings.append(f"{c['n_diverged']} of {c['n_draws']} posterior predictive simulations diverged")
+
+    tr = result.get("training") or {}
+    summary["training"] = {k: v for k, v in tr.items() if k not in ("training_loss", "validation_loss")}
+    meta = result.get("meta", {})
+    summary["model"] = {"config_hash": meta.get("config_hash"), "builder": meta.get("builder"),
+                        "versions": meta.get("versions")}
+    summary["warnings"] = warnings
+    return summary
+
+
+def _fmt(v: Any) -> str:
+    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_report(path: str | Path, summary: dict) -> None:
+    """A short Markdown report a person reads first; the numbers come from ``summary``."""
+    lines = ["# Posterior diagnostics", ""]
+    tr = summary.get("training", {})
+    if tr:
+        lines += [f"Trained on {tr.get('n_train')} + {tr.get('n_validation')} (validation) simulations, "
+                  f"{tr.get('n_excluded')} excluded (NaN/Inf); {tr.get('epochs')} epochs in "
+                  f"{tr.get('seconds')} s.", ""]
+    has_true = any("true" in e for e in summary["parameters"].values())
+    head = ["parameter", "mean", "std", "q05", "q50", "q95", "shrinkage"]
+    head += ["true", "z-score"] if has_true else []
+    lines += [f"## Posterior ({summary['num_samples']} samples)", "", "| " + " | ".join(head) + " |",
+              "|" + "---|" * len(head)]
+    for p, e in summary["parameters"].items():
+        vals = [e["mean"], e["std"], e["q05"], e["q50"], e["q95"], e["shrinkage"]]
+        vals += [e.get("true"), e.get("zscore")] if has_true else []
+        lines.append(f"| {p} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    t = summary.get("test")
+    if t:
+        lines += ["", f"## Calibration on {t['n_rows']} held-out simulations ({t['n_samples']} draws each)",
+                  "", "| parameter | mean shrinkage | median z-score | SBC KS p | C2ST ranks |",
+                  "|---|---|---|---|---|"]
+        for p in summary["parameters"]:
+            lines.append(f"| {p} | {_fmt(t['shrinkage_mean'][p])} | {_fmt(t['zscore_median'][p])} | "
+                         f"{_fmt(t['sbc_ks_pvals'][p])} | {_fmt(t['sbc_c2st_ranks'][p])} |")
+        if "coverage_max_deviation" in t:
+            lines += ["", "Expected coverage: max deviation from the diagonal "
+                          f"{_fmt(t['coverage_max_deviation'])}."]
+        if "tarp_atc" in t:
+            lines += ["", f"TARP: ATC {_fmt(t['tarp_atc'])} (≈0 good, >0 under-, <0 over-confident), "
+                          f"KS p {_fmt(t['tarp_ks_pval'])}."]
+    ppc = summary.get("ppc")
+    if ppc:
+        lines += ["", f"## Posterior predictive check ({ppc['n_draws']} draws, {ppc['n_diverged']} diverged)",
+                  ""]
+        if "fc_corr" in ppc:
+            lines.append(f"Observed vs predicted FC: r = {_fmt(ppc['fc_corr'])}, "
+                         f"RMSE = {_fmt(ppc.get('fc_rmse'))}.")
+        missed = ", ".join(ppc["features_abs_z_gt_3"]) or "none"
+        lines.append(f"Features off by > 3 predictive std: {missed}.")
+    lines += ["", "## Warnings", ""] + ([f"- {w}" for w in summary["warnings"]] or ["- none"])
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,131 @@
+"""The [train] and [diagnose] config sections: defaults, docs and validation.
+
+Each table maps key -> (default, doc). ``validate_*`` fills defaults and raises
+``ConfigError("train.<key>", ...)`` / ``ConfigError("diagnose.<key>", ...)`` on unknown keys,
+wrong types or out-of-range values, so a job fails on rank 0 before any simulation runs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tvbinv_hpc.errors import ConfigError
+
+# Estimators sbi 0.27's posterior_nn accepts (nflows ones and zuko ones); zuko_* are maintained.
+DENSITY_ESTIMATORS = (
+    "maf", "nsf", "mdn", "made", "maf_rqs",
+    "zuko_maf", "zuko_nsf", "zuko_nice", "zuko_naf", "zuko_unaf", "zuko_sospf", "zuko_gf", "zuko_bpf",
+)
+Z_SCORE_CHOICES = ("independent", "structured", "none")
+COVERAGE_CHOICES = ("expected", "tarp", "both", "none")
+
+TRAIN_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "density_estimator": ("maf", "sbi density estimator: " + ", ".join(DENSITY_ESTIMATORS)),
+    "hidden_features": (50, "hidden units per layer of the flow"),
+    "num_transforms": (5, "number of flow transforms"),
+    "num_bins": (10, "spline bins (nsf, maf_rqs, zuko_nsf)"),
+    "num_components": (10, "mixture components (mdn)"),
+    "z_score_theta": ("independent", "standardise theta: independent, structured or none"),
+    "z_score_x": ("independent", "standardise x (features): independent, structured or none"),
+    "batch_size": (200, "training batch size"),
+    "learning_rate": (5e-4, "Adam learning rate"),
+    "validation_fraction": (0.1, "fraction of rows held out for early stopping"),
+    "stop_after_epochs": (20, "stop when the validation loss has not improved for this many epochs"),
+    "max_epochs": (1000, "upper bound on training epochs (0 = no bound)"),
+    "clip_max_norm": (5.0, "gradient norm clipping (0 = off)"),
+    "seed": (None, "torch seed for initialisation, split and batches (unset = the run seed)"),
+    "threads": (0, "torch threads on rank 0 (0 = cores of this job on the node / ranks on the node)"),
+    "tensorboard": (False, "write TensorBoard logs into the output directory"),
+}
+
+DIAGNOSE_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "num_samples": (10000, "posterior samples drawn for the observation"),
+    "sbc_rows": (200, "held-out test rows used for SBC, coverage, shrinkage and z-scores (0 = skip)"),
+    "sbc_samples": (1000, "posterior samples per test row"),
+    "coverage": ("expected", "calibration test: expected (HPD coverage), tarp, both or none"),
+    "ppc_draws": (100, "posterior draws re-simulated for the predictive check (0 = skip)"),
+    "plots": (True, "write PNG plots"),
+    "max_sampling_time": (0.0, "seconds allowed per posterior sampling call (0 = no limit)"),
+    "threads": (0, "torch threads on rank 0 (0 = cores of this job on the node / ranks on the node)"),
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _fill(section: dict | None, defaults: dict, name: str) -> dict:
+    section = dict(section or {})
+    unknown = sorted(set(section) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}", f"unknown key; known keys: {', '.join(defaults)}")
+    return {k: section.get(k, d) for k, (d, _doc) in defaults.items()}
+
+
+def _int(out: dict, name: str, key: str, lo: int) -> None:
+    v = out[key]
+    if not _is_int(v) or v < lo:
+        raise ConfigError(f"{name}.{key}", f"must be an integer >= {lo}, got {v!r}")
+
+
+def _choice(out: dict, name: str, key: str, choices: tuple[str, ...]) -> None:
+    if out[key] not in choices:
+        raise ConfigError(f"{name}.{key}", f"must be one of {', '.join(choices)}; got {out[key]!r}")
+
+
+def _bool(out: dict, name: str, key: str) -> None:
+    if not isinstance(out[key], bool):
+        raise ConfigError(f"{name}.{key}", f"must be true or false, got {out[key]!r}")
+
+
+def validate_train(section: dict | None) -> dict:
+    """Return the [train] section with defaults filled in; raise ConfigError on bad values."""
+    out = _fill(section, TRAIN_DEFAULTS, "train")
+    _choice(out, "train", "density_estimator", DENSITY_ESTIMATORS)
+    _choice(out, "train", "z_score_theta", Z_SCORE_CHOICES)
+    _choice(out, "train", "z_score_x", Z_SCORE_CHOICES)
+    for key, lo in (("hidden_features", 1), ("num_transforms", 1), ("num_bins", 1), ("num_components", 1),
+                    ("batch_size", 1), ("stop_after_epochs", 1), ("max_epochs", 0), ("threads", 0)):
+        _int(out, "train", key, lo)
+    lr = out["learning_rate"]
+    if not _is_num(lr) or lr <= 0:
+        raise ConfigError("train.learning_rate", f"must be a positive number, got {lr!r}")
+    vf = out["validation_fraction"]
+    if not _is_num(vf) or not 0 < vf < 0.5:
+        raise ConfigError("train.validation_fraction", f"must be in (0, 0.5), got {vf!r}")
+    cm = out["clip_max_norm"]
+    if not _is_num(cm) or cm < 0:
+        raise ConfigError("train.clip_max_norm", f"must be a number >= 0, got {cm!r}")
+    out["learning_rate"], out["validation_fraction"], out["clip_max_norm"] = float(lr), float(vf), float(cm)
+    if out["seed"] is not None:
+        _int(out, "train", "seed", 0)
+    _bool(out, "train", "tensorboard")
+    return out
+
+
+def validate_diagnose(section: dict | None) -> dict:
+    """Return the [diagnose] section with defaults filled in; raise ConfigError on bad values."""
+    out = _fill(section, DIAGNOSE_DEFAULTS, "diagnose")
+    _int(out, "diagnose", "num_samples", 10)
+    _int(out, "diagnose", "sbc_rows", 0)
+    _int(out, "diagnose", "sbc_samples", 10)
+    _int(out, "diagnose", "ppc_draws", 0)
+    _int(out, "diagnose", "threads", 0)
+    if out["ppc_draws"] == 1:
+        raise ConfigError("diagnose.ppc_draws", "must be 0 (skip) or >= 2 to estimate a spread")
+    if out["ppc_draws"] > out["num_samples"]:
+        raise ConfigError("diagnose.ppc_draws", f"must not exceed num_samples ({out['num_samples']}): "
+                                                f"the draws are taken from the posterior samples")
+    if out["sbc_rows"] and out["sbc_rows"] < 2:
+        raise ConfigError("diagnose.sbc_rows", "must be 0 (skip) or >= 2")
+    _choice(out, "diagnose", "coverage", COVERAGE_CHOICES)
+    _bool(out, "diagnose", "plots")
+    mst = out["max_sampling_time"]
+    if not _is_num(mst) or mst < 0:
+        raise ConfigError("diagnose.max_sampling_time", f"must be a number >= 0, got {mst!r}")
+    out["max_sampling_time"] = float(mst)
+    return out

@@ -1,0 +1,329 @@
+"""Train sbi's NPE on the simulated (theta, x) rows; save, reload and sample the posterior.
+
+The saved file is a ``torch.save`` of plain dicts and tensors (loadable with ``weights_only=True``):
+the network's state_dict, the builder name and kwargs to rebuild it, and meta (parameter and
+feature names, prior spec, config hash, versions). Pickled posteriors break across sbi versions,
+so they are never written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tvbinv_hpc.errors import InputError, TvbinvError
+from tvbinv_hpc.inference.settings import validate_train
+
+FORMAT = "tvbinv-hpc-posterior"
+FORMAT_VERSION = 1
+
+
+def min_train_rows(n_params: int) -> int:
+    """Fewest valid rows we train on: max(50, 5 * (d + 1)).
+
+    Below this a flow with a 10 % validation split has a handful of validation rows and early
+    stopping is noise; the bound is deliberately low (it catches broken runs, not small budgets).
+    """
+    return max(50, 5 * (n_params + 1))
+
+
+def resolve_threads(threads: int, ranks_on_node: int = 1) -> int:
+    """``threads`` if > 0, else the cores this process may use divided by the ranks on its node."""
+    if threads > 0:
+        return int(threads)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(ranks_on_node)))
+
+
+class NullTracker:
+    """sbi tracker that records nothing: without one sbi writes ./sbi-logs into the cwd."""
+
+    log_dir = ""
+
+    def log_metric(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_params(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_figure(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class TrainedPosterior:
+    """An sbi DirectPosterior plus what is needed to save it and explain where it came from."""
+
+    posterior: Any
+    summary: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(self.meta["param_names"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.meta["feature_names"])
+
+    @property
+    def prior(self) -> Any:
+        return self.posterior.prior
+
+
+def _builder_spec(settings: dict) -> dict:
+    kwargs = {
+        "z_score_theta": settings["z_score_theta"],
+        "z_score_x": settings["z_score_x"],
+        "hidden_features": settings["hidden_features"],
+        "num_transforms": settings["num_transforms"],
+        "num_bins": settings["num_bins"],
+        "num_components": settings["num_components"],
+    }
+    return {"model": settings["density_estimator"], "kwargs": kwargs}
+
+
+def _build_fn(spec: dict) -> Callable:
+    from sbi.neural_nets import posterior_nn
+
+    return posterior_nn(model=spec["model"], **spec["kwargs"])
+
+
+def _versions() -> dict:
+    import sbi
+
+    from tvbinv_hpc import __version__
+
+    return {"sbi": sbi.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "tvbinv_hpc": __version__}
+
+
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON so meta holds only plain types (weights_only loading accepts them)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _check_arrays(theta: np.ndarray, x: np.ndarray, param_names: list, feature_names: list) -> None:
+    if theta.ndim != 2 or x.ndim != 2 or len(theta) != len(x):
+        raise InputError(f"theta and x must be 2-d with the same rows, got {theta.shape} and {x.shape}")
+    if theta.shape[1] != len(param_names):
+        raise InputError(f"theta has {theta.shape[1]} columns but {len(param_names)} parameter names")
+    if x.shape[1] != len(feature_names):
+        raise InputError(f"x has {x.shape[1]} columns but {len(feature_names)} feature names")
+
+
+def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict, *,
+                    param_names: list[str], feature_names: list[str], prior_spec: dict, meta: dict,
+                    log: Callable[[str], Any] = print,
+                    tensorboard_dir: str | Path | None = None) -> TrainedPosterior:
+    """Train NPE on the rows whose theta and x are finite (the others are counted and logged).
+
+    ``meta`` is copied into the saved file; its ``config_hash`` is what ``is_trained`` compares,
+    ``seed`` is used when ``settings["seed"]`` is None and ``ranks_on_node`` when threads is 0.
+    TensorBoard logs go to ``tensorboard_dir`` (default ./tensorboard) only when asked for.
+    """
+    from sbi.inference import NPE
+
+    settings = validate_train(settings)
+    theta = np.asarray(theta, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    _check_arrays(theta, x, param_names, feature_names)
+    # sbi trains in float32 and silently drops non-finite x: decide (and count) here instead.
+    theta32, x32 = theta.astype(np.float32), x.astype(np.float32)
+    bad_x = ~np.isfinite(x32).all(axis=1)
+    bad_theta = ~np.isfinite(theta32).all(axis=1) & ~bad_x
+    ok = ~(bad_x | bad_theta)
+    n_ok, d = int(ok.sum()), theta.shape[1]
+    need = min_train_rows(d)
+    log(f"train: {len(x)} rows, {n_ok} valid, {int(bad_x.sum())} excluded for NaN/Inf x"
+        + (f", {int(bad_theta.sum())} for NaN/Inf theta" if bad_theta.any() else ""))
+    if n_ok < need:
+        raise TvbinvError(
+            f"too few valid simulations to train: {n_ok} of {len(x)} rows have finite x and theta "
+            f"({int((~ok).sum())} excluded); at least {need} are needed for {d} parameters "
+            f"(max(50, 5*(d+1)))")
+    flat = np.ptp(x[ok], axis=0) == 0
+    if flat.any():
+        log("train: warning: constant features (carry no information): "
+            + ", ".join(np.asarray(feature_names)[flat][:10]))
+
+    seed = settings["seed"] if settings["seed"] is not None else int(meta.get("seed", 0))
+    threads = resolve_threads(settings["threads"], int(meta.get("ranks_on_node", 1)))
+    spec = _builder_spec(settings)
+    if settings["tensorboard"]:
+        from sbi.utils.tracking import TensorBoardTracker
+        from torch.utils.tensorboard.writer import SummaryWriter
+
+        tb_dir = Path(tensorboard_dir) if tensorboard_dir is not None else Path.cwd() / "tensorboard"
+        tracker: Any = TensorBoardTracker(SummaryWriter(str(tb_dir)))
+    else:
+        tracker = NullTracker()
+
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        torch.manual_seed(seed)
+        inference = NPE(prior=prior, density_estimator=_build_fn(spec), device="cpu", tracker=tracker,
+                        show_progress_bars=False)
+        inference.append_simulations(torch.from_numpy(theta32[ok]), torch.from_numpy(x32[ok]))
+        estimator = inference.train(
+            training_batch_size=settings["batch_size"],
+            learning_rate=settings["learning_rate"],
+            validation_fraction=settings["validation_fraction"],
+            stop_after_epochs=settings["stop_after_epochs"],
+            max_num_epochs=settings["max_epochs"] or 2**31 - 1,
+            clip_max_norm=settings["clip_max_norm"] or None,
+            show_train_summary=False,
+        )
+        estimator.eval()
+        posterior = inference.build_posterior(estimator)
+    finally:
+        torch.set_num_threads(prev_threads)
+        tracker.flush()
+    seconds = time.perf_counter() - t0
+
+    s = inference.summary
+    summary = {
+        "epochs": int(s["epochs_trained"][-1]),
+        "best_validation_loss": float(s["best_validation_loss"][-1]),
+        "training_loss": [float(v) for v in s["training_loss"]],
+        "validation_loss": [float(v) for v in s["validation_loss"]],
+        "n_rows": int(len(x)),
+        "n_train": int(len(inference.train_indices)),
+        "n_validation": int(len(inference.val_indices)),
+        "n_excluded": int((~ok).sum()),
+        "n_excluded_x": int(bad_x.sum()),
+        "n_excluded_theta": int(bad_theta.sum()),
+        "seconds": round(seconds, 3),
+        "threads": threads,
+        "seed": seed,
+    }
+    log(f"train: {spec['model']} trained {summary['epochs']} epochs in {seconds:.1f} s on {threads} "
+        f"thread(s), best validation loss {summary['best_validation_loss']:.4f}")
+    full_meta = _jsonable({
+        **meta,
+        "param_names": list(param_names),
+        "feature_names": list(feature_names),
+        "prior_spec": prior_spec,
+        "config_hash": meta.get("config_hash"),
+        "builder": spec,
+        "train_settings": settings,
+        "theta_dim": d,
+        "x_dim": x.shape[1],
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    return TrainedPosterior(posterior=posterior, summary=summary, meta=full_meta)
+
+
+def save_posterior(path: str | Path, trained: TrainedPosterior) -> None:
+    """Write weights + rebuild settings + meta atomically (a crash never leaves a half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "state_dict": trained.posterior.posterior_estimator.state_dict(),
+        "meta": trained.meta,
+        "summary": _jsonable(trained.summary),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(f"no trained posterior at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign/corrupt files
+        raise InputError(f"{path} is not a readable posterior file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{path} is not a {FORMAT} file")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise InputError(f"{path} has format version {payload['format_version']}, "
+                         f"this package reads up to {FORMAT_VERSION}")
+    return payload
+
+
+def is_trained(path: str | Path, config_hash: str | None) -> bool:
+    """True when ``path`` holds a posterior trained under ``config_hash``."""
+    try:
+        payload = _read(Path(path))
+    except InputError:
+        return False
+    return payload["meta"].get("config_hash") == config_hash
+
+
+def load_posterior(path: str | Path, prior: Any = None,
+                   log: Callable[[str], Any] = print) -> TrainedPosterior:
+    """Rebuild the posterior saved by ``save_posterior`` (works in a fresh process).
+
+    ``prior`` is the torch prior; when None it is rebuilt from the saved spec with
+    ``tvbinv_hpc.prior.Prior.from_spec(spec).torch()``.
+    """
+    from sbi.inference import DirectPosterior
+
+    path = Path(path)
+    payload = _read(path)
+    meta = payload["meta"]
+    if prior is None:
+        try:
+            from tvbinv_hpc.prior import Prior
+        except ImportError as exc:
+            raise TvbinvError(f"cannot rebuild the prior of {path} ({exc}); "
+                              f"pass it to load_posterior") from exc
+        prior = Prior.from_spec(meta["prior_spec"]).torch()
+    d, k = int(meta["theta_dim"]), int(meta["x_dim"])
+    prior_dim = int(prior.sample((1,)).reshape(1, -1).shape[1])
+    if prior_dim != d:
+        raise InputError(f"{path} was trained for {d} parameters but the prior has {prior_dim}")
+    saved_sbi = meta.get("versions", {}).get("sbi")
+    if saved_sbi and saved_sbi != _versions()["sbi"]:
+        log(f"load: warning: {path} was trained with sbi {saved_sbi}, running {_versions()['sbi']}")
+    # Any well-conditioned batch of the right shapes builds the net; the z-score statistics it
+    # computes are buffers and are overwritten by the saved state_dict.
+    g = torch.Generator().manual_seed(0)
+    theta_b = torch.randn(200, d, generator=g)
+    x_b = torch.randn(200, k, generator=g)
+    estimator = _build_fn(meta["builder"])(theta_b, x_b)
+    try:
+        estimator.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"{path}: saved weights do not fit the rebuilt network: {exc}") from exc
+    estimator.eval()
+    posterior = DirectPosterior(posterior_estimator=estimator, prior=prior, device="cpu")
+    return TrainedPosterior(posterior=posterior, summary=payload.get("summary", {}), meta=meta)
+
+
+def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
+                     max_sampling_time: float | None = None) -> np.ndarray:
+    """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed."""
+    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    if not np.isfinite(x.astype(np.float32)).all():
+        raise InputError("the observed features contain NaN or Inf; cannot condition the posterior on them")
+    torch.manual_seed(seed)
+    kwargs = {"max_sampling_time": max_sampling_time} if max_sampling_time else {}
+    with torch.no_grad():
+        samples = posterior.sample((num_samples,), x=torch.as_tensor(x, dtype=torch.float32),
+                                   show_progress_bars=False, **kwargs)
+    return samples.numpy().astype(np.float64)

@@ -1,0 +1,157 @@
+"""Rank 0's diagnose step: sample the posterior at the observation, calibrate on test rows,
+run the posterior predictive check through the caller's simulator, and write everything.
+
+Output folder: posterior.nc, summary.json, report.md and (with ``plots``) PNG files.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tvbinv_hpc.errors import InputError
+from tvbinv_hpc.inference.diagnostics import fc_compare, ppc_compare, summarize_samples, test_rows
+from tvbinv_hpc.inference.report import build_summary, write_netcdf, write_report
+from tvbinv_hpc.inference.settings import validate_diagnose
+from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads, sample_posterior
+
+PpcSimulate = Callable[[np.ndarray], Any]   # theta (K, d) -> (x_ppc (K, k), fc_mean (N, N) | None)
+
+
+def _as_2d(name: str, a: Any, cols: int) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != cols:
+        raise InputError(f"{name} must have shape (n, {cols}), got {a.shape}")
+    return a
+
+
+def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc_obs: Any, log) -> dict:
+    log(f"diagnose: posterior predictive check, simulating {len(theta)} posterior draws")
+    out = ppc_simulate(theta)
+    x_ppc, fc_mean = out if isinstance(out, tuple) else (out, None)
+    x_ppc = _as_2d("ppc_simulate's x", x_ppc, x_obs.size)
+    if len(x_ppc) != len(theta):
+        raise InputError(f"ppc_simulate returned {len(x_ppc)} rows for {len(theta)} parameter sets")
+    ppc = {"theta": theta, "x": x_ppc, "compare": ppc_compare(x_obs, x_ppc),
+           "fc_mean": None if fc_mean is None else np.asarray(fc_mean, dtype=np.float64),
+           "fc_obs": None if fc_obs is None else np.asarray(fc_obs, dtype=np.float64)}
+    if ppc["fc_mean"] is not None and ppc["fc_obs"] is not None:
+        if ppc["fc_mean"].shape != ppc["fc_obs"].shape:
+            raise InputError(f"predicted FC {ppc['fc_mean'].shape} and observed FC "
+                             f"{ppc['fc_obs'].shape} differ")
+        ppc["fc_stats"] = fc_compare(ppc["fc_obs"], ppc["fc_mean"])
+    log(f"diagnose: {ppc['compare']['n_diverged']} of {len(theta)} predictive simulations diverged")
+    return ppc
+
+
+def _plots(outdir: Path, result: dict) -> list[Path]:
+    from tvbinv_hpc.inference import plots  # matplotlib only when plots are asked for
+
+    names, feats = result["param_names"], result["feature_names"]
+    s, ps, truth = result["samples"], result["prior_samples"], result["theta_true"]
+    files = [plots.marginals(outdir / "marginals.png", s, ps, names, truth)]
+    if 2 <= len(names) <= plots.MAX_PAIR_PARAMS:
+        files.append(plots.pairs(outdir / "pairs.png", s, names, truth))
+    t = result["test"] or {}
+    if "sbc_ranks" in t:
+        o = result["obs"]
+        files += [plots.sbc_ranks(outdir / "sbc_ranks.png", t["sbc_ranks"], t["n_samples"], names,
+                                  t["ks_pvals"]),
+                  plots.shrinkage_zscore(outdir / "shrinkage_zscore.png", t["shrinkage"], t["zscore"],
+                                         names, o["shrinkage"], o.get("zscore"))]
+    if "expected_coverage" in t or "tarp_ecp" in t:
+        files.append(plots.coverage(outdir / "coverage.png", t.get("coverage_levels"),
+                                    t.get("expected_coverage"), t.get("tarp_alpha"), t.get("tarp_ecp")))
+    ppc = result["ppc"]
+    if ppc:
+        files.append(plots.ppc_features(outdir / "ppc_features.png", ppc["x"], result["x_obs"], feats))
+        if ppc.get("fc_stats"):
+            files.append(plots.fc_matrices(outdir / "fc_observed_vs_predicted.png",
+                                           ppc["fc_obs"], ppc["fc_mean"]))
+    tr = result["training"] or {}
+    if tr.get("validation_loss"):
+        files.append(plots.losses(outdir / "training_loss.png", tr["training_loss"], tr["validation_loss"]))
+    return files
+
+
+def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.ndarray | None,
+             theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
+             prior_std: np.ndarray | None, settings: dict, outdir: str | Path,
+             ppc_simulate: PpcSimulate | None = None, fc_obs: np.ndarray | None = None, seed: int = 0,
+             log: Callable[[str], Any] = print) -> dict:
+    """Write posterior.nc, summary.json, report.md and plots into ``outdir``; return the summary.
+
+    ``x_obs`` (k,) are the observed features; ``theta_true`` (d,) when the observation is synthetic.
+    ``theta_test``/``x_test`` are held-out rows (NaN rows are skipped); ``prior_samples`` (m, d)
+    and ``prior_std`` (d,) describe the prior (None: the std of ``prior_samples``).
+    ``ppc_simulate`` is called once with all K draws.
+    """
+    settings = validate_diagnose(settings)
+    names, feats = trained.param_names, trained.feature_names
+    d, k = len(names), len(feats)
+    x_obs = np.asarray(x_obs, dtype=np.float64).ravel()
+    if x_obs.size != k:
+        raise InputError(f"the observation has {x_obs.size} features, the posterior was trained on {k}")
+    if not np.isfinite(x_obs).all():
+        bad = [feats[i] for i in np.flatnonzero(~np.isfinite(x_obs))]
+        raise InputError(f"observed features are NaN/Inf: {', '.join(bad[:10])}")
+    if theta_true is not None:
+        theta_true = np.asarray(theta_true, dtype=np.float64).ravel()
+        if theta_true.size != d:
+            raise InputError(f"theta_true has {theta_true.size} values for {d} parameters")
+    theta_test, x_test = _as_2d("theta_test", theta_test, d), _as_2d("x_test", x_test, k)
+    if len(theta_test) != len(x_test):
+        raise InputError(f"theta_test has {len(theta_test)} rows, x_test {len(x_test)}")
+    prior_samples = _as_2d("prior_samples", prior_samples, d)
+    prior_std = (prior_samples.std(axis=0, ddof=1) if prior_std is None
+                 else np.asarray(prior_std, dtype=np.float64).ravel())
+    if prior_std.size != d or not (prior_std > 0).all():
+        raise InputError(f"prior_std must hold {d} positive values, got {prior_std}")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    mst = settings["max_sampling_time"] or None
+
+    t0 = time.perf_counter()
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads(settings["threads"], int(trained.meta.get("ranks_on_node", 1))))
+    try:
+        log(f"diagnose: {settings['num_samples']} posterior samples at the observation")
+        samples = sample_posterior(trained.posterior, x_obs, settings["num_samples"], seed, mst)
+        test = None
+        if settings["sbc_rows"] and len(theta_test):
+            log(f"diagnose: calibration on up to {settings['sbc_rows']} test rows "
+                f"x {settings['sbc_samples']} draws")
+            test = test_rows(trained.posterior, theta_test, x_test, prior_samples, prior_std,
+                             n_rows=settings["sbc_rows"], n_samples=settings["sbc_samples"],
+                             coverage=settings["coverage"], seed=seed + 1, max_sampling_time=mst, log=log)
+    finally:
+        torch.set_num_threads(prev_threads)
+    ppc = None
+    if ppc_simulate is not None and settings["ppc_draws"]:
+        # Samples are i.i.d., so the first K are a random subset of the posterior.
+        ppc = _run_ppc(ppc_simulate, samples[: settings["ppc_draws"]], x_obs, fc_obs, log)
+
+    result = {"param_names": names, "feature_names": feats, "samples": samples,
+              "prior_samples": prior_samples, "x_obs": x_obs, "theta_true": theta_true,
+              "obs": summarize_samples(samples, prior_std, theta_true),
+              "test": test, "ppc": ppc, "training": trained.summary, "meta": trained.meta,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    groups = write_netcdf(outdir / "posterior.nc", result)
+    files = [outdir / "posterior.nc"]
+    if settings["plots"]:
+        files += _plots(outdir, result)
+    summary = build_summary(result)
+    summary["netcdf_groups"] = groups
+    summary["files"] = [f.name for f in files] + ["summary.json", "report.md"]
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(outdir / "report.md", summary)
+    for w in summary["warnings"]:
+        log(f"diagnose: warning: {w}")
+    log(f"diagnose: wrote {len(summary['files'])} files to {outdir} in {summary['seconds']:.1f} s")
+    return summary

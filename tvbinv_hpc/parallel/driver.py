@@ -1,0 +1,174 @@
+"""The simulate phase: every rank takes batches of pending rows from the shared counter, simulates them,
+computes their features and writes them into the store (itself with parallel HDF5, else through rank 0).
+
+Rows are a pure function of (config, seed, row index): the result does not depend on rank count, batch size,
+work order or restarts. SIGTERM/SIGUSR1 on any rank exhausts the counter, so every rank finishes the
+batch in flight, the session is recorded, and the caller exits with ``REQUEUE_EXIT``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc.parallel import mpi, store
+from tvbinv_hpc.parallel.counter import Counter
+from tvbinv_hpc.parallel.progress import Progress
+
+log = logging.getLogger("tvbinv_hpc")
+REQUEUE_EXIT = 75  # EX_TEMPFAIL: job scripts resubmit on this code
+# Seconds added to every batch; only the kill/signal tests set it, to land kills inside a run.
+_TEST_DELAY = float(os.environ.get("TVBINV_TEST_BATCH_DELAY", "0") or 0)
+TAG_ROWS, TAG_DONE = 11, 12
+
+
+@dataclass
+class Outcome:
+    rows_done: int
+    pending: int
+    stopped: bool
+    wall: float
+    write_seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def writer_mode(requested: str, comm: Any) -> str:
+    if comm.Get_size() == 1:
+        return "serial"
+    if requested == "root":
+        return "root"
+    if store.mpi_enabled():
+        return "mpio"
+    if requested == "mpio":
+        raise SystemExit("store.writer = 'mpio' but h5py is not built with MPI")
+    return "root"
+
+
+def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "auto",
+             interval: float = 10.0, writer: str = "auto", what: str = "sims") -> Outcome:
+    """Complete the pending rows of ``path`` on all ranks (collective). ``setup`` has engine, features,
+    prior, batch_size; simulation index of row i is ``offset + i``."""
+    comm = mpi.comm()
+    rank, nranks = comm.Get_rank(), comm.Get_size()
+    t0 = time.monotonic()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+    def todo() -> tuple[np.ndarray, np.ndarray, int]:
+        with store._h5py().File(path, "r") as f:
+            status = f["status"][...]
+            rows = np.flatnonzero(status == store.PENDING)
+            return rows, f["theta"][...][rows], int(status.size)
+
+    rows_all, theta_all, n_total = mpi.decide(todo)
+    mode = writer_mode(writer, comm)
+    if rank == 0 and mode == "root":
+        log.info("h5py has no MPI support (or store.writer = 'root'): the store is written by rank 0")
+    stop = mpi.StopRequest()
+    counter = Counter(comm)
+    w = store.Writer(path, comm, "mpio" if mode == "mpio" else "serial")
+    bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what)
+    B = setup.batch_size
+    done = diverged = finished_ranks = 0
+    write_s = 0.0
+    requests: list[Any] = []
+
+    def write(rows: np.ndarray, x: np.ndarray, status: np.ndarray, bold: Any) -> None:
+        nonlocal write_s
+        tw = time.monotonic()
+        w.write(rows, x, status, bold)
+        write_s += time.monotonic() - tw
+
+    def drain(block: bool) -> None:  # rank 0 in root mode: write rows sent by the other ranks
+        nonlocal finished_ranks
+        from mpi4py import MPI
+
+        st = MPI.Status()
+        while finished_ranks < nranks - 1 and (block or comm.Iprobe(source=MPI.ANY_SOURCE, status=st)):
+            msg = comm.recv(source=MPI.ANY_SOURCE, status=st)
+            if st.Get_tag() == TAG_DONE:
+                finished_ranks += 1
+            else:
+                write(*msg)
+
+    try:
+        while True:
+            start = counter.take(B)
+            if start >= rows_all.size:
+                break
+            rows = rows_all[start:start + B]
+            x, status, bold = simulate_batch(setup, theta_all[start:start + B], offset + rows)
+            if _TEST_DELAY:
+                time.sleep(_TEST_DELAY)
+            keep_bold = bold if w.has_bold else None
+            if mode == "root" and rank != 0:
+                requests.append(comm.isend((rows, x, status, keep_bold), dest=0, tag=TAG_ROWS))
+            else:
+                write(rows, x, status, keep_bold)
+            n_div = int(np.sum(status == store.DIVERGED))
+            counter.add_done(rows.size, n_div)
+            if stop.received is not None:
+                log.warning("signal %d received: finishing the batch in flight, then stopping", stop.received)
+                counter.exhaust()
+            if rank == 0:
+                if mode == "root":
+                    drain(block=False)
+                done, diverged = counter.read()
+                bar.update(done, diverged)
+        if mode == "root":
+            if rank == 0:
+                drain(block=True)
+            else:
+                for r in requests:
+                    r.wait()
+                comm.send(None, dest=0, tag=TAG_DONE)
+        stopped = mpi.agree(stop.received is not None)
+        done, diverged = counter.read() if rank == 0 else (0, 0)
+        bar.update(done, diverged, force=True)
+        bar.close()
+        counter.free()
+        wall = time.monotonic() - t0
+        write_all = comm.gather(write_s, root=0)
+        hosts = comm.gather(mpi.hostname(), root=0)
+        record = None
+        if rank == 0:
+            counts = count_status(w.status() if w.f is not None else None, path)
+            record = {
+                "kind": what, "ranks": nranks, "hosts": sorted(set(hosts)), "start": started,
+                "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows_done": done,
+                "rows_diverged": diverged, "wall_seconds": round(wall, 3), "stopped_by_signal": stopped,
+                "writer": mode, "write_seconds_max": round(max(write_all), 4), "batch_size": B,
+                "command": " ".join(sys.argv), "counts": counts,
+            }
+        record = comm.bcast(record, root=0)
+        w.add_session(record)
+    finally:
+        w.close()
+        stop.restore()
+    return Outcome(record["rows_done"], record["counts"].get("pending", 0), record["stopped_by_signal"],
+                   record["wall_seconds"], record["write_seconds_max"], record["counts"])
+
+
+def simulate_batch(setup: Any, theta: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """One batch: simulate, compute features, derive the row status (ok / diverged / features not finite)."""
+    res = setup.engine.simulate(setup.prior.values(theta), np.asarray(index, np.int64))
+    status = np.where(res.status == 1, store.OK, store.DIVERGED).astype(np.int8)
+    x = np.full((theta.shape[0], len(setup.features.names)), np.nan)
+    ok = status == store.OK
+    if ok.any():
+        x[ok] = setup.features.compute(res.bold[ok])
+    status[ok & ~np.isfinite(x).all(axis=1)] = store.ERROR
+    return x, status, res.bold
+
+
+def count_status(status: np.ndarray | None, path: str | Path) -> dict[str, int]:
+    if status is None:
+        with store._h5py().File(path, "r") as f:
+            status = f["status"][...]
+    return {name.split(" ")[0]: int(np.sum(status == code)) for code, name in store.STATUS_NAMES.items()}

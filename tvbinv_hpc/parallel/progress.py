@@ -1,0 +1,54 @@
+"""Rank 0's progress display: done / diverged / pending, simulations per second and ETA for all ranks."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+log = logging.getLogger("tvbinv_hpc")
+
+
+class Progress:
+    def __init__(self, total: int, already: int, mode: str = "auto", interval: float = 10.0, what: str = "sims"):
+        self.total, self.already, self.what = total, already, what
+        self.t0 = self.last = time.monotonic()
+        self.interval = interval
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "log"
+        self.mode = mode
+        self.bar: Any = None
+        if mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=already, unit=what, dynamic_ncols=True)
+
+    def update(self, done: int, diverged: int, force: bool = False) -> None:
+        """``done``/``diverged``: rows finished in this session (all ranks)."""
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.n = self.already + done
+            self.bar.set_postfix(diverged=diverged, refresh=False)
+            self.bar.refresh()
+            return
+        if self.mode != "log" or (not force and now - self.last < self.interval):
+            return
+        self.last = now
+        elapsed = now - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        pending = self.total - self.already - done
+        eta = pending / rate if rate > 0 else float("inf")
+        log.info("%d/%d %s done, %d diverged, %d pending, %.2f %s/s, elapsed %s, ETA %s",
+                 self.already + done, self.total, self.what, diverged, pending, rate, self.what,
+                 _hms(elapsed), _hms(eta))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _hms(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"

@@ -1,0 +1,356 @@
+"""The phases of a run — simulate, train, diagnose — and ``run`` chaining them, resumable at every phase.
+
+Each phase validates its inputs on rank 0 and broadcasts the verdict (``mpi.decide``) before any collective
+work; rank 0 trains and diagnoses while the other ranks sleep, and they join again for the posterior
+predictive simulations, which go through the same driver and store code as the main simulations.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc import config as config_mod
+from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.parallel import driver, mpi, store
+
+log = logging.getLogger("tvbinv_hpc")
+PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide with the prior's rows
+
+
+@dataclass
+class Setup:
+    cfg: dict[str, Any]
+    engine: Any
+    features: Any
+    prior: Any
+    batch_size: int
+
+    @property
+    def output(self) -> Path:
+        return Path(self.cfg["run"]["output"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg["run"]["seed"])
+
+
+def quickstart_path() -> Path:
+    return Path(str(resources.files("tvbinv_hpc") / "configs" / "quickstart.toml"))
+
+
+def load_config(arg: str) -> dict[str, Any]:
+    """'quickstart' -> the built-in example (outputs under the current folder), else a TOML file."""
+    if arg == "quickstart":
+        raw = config_mod.tomllib.loads(quickstart_path().read_text())
+        return config_mod.validate(raw, base_dir=Path.cwd())
+    return config_mod.load(arg)
+
+
+def build_setup(cfg: dict[str, Any]) -> Setup:
+    from tvbinv_hpc.prior import Prior
+    from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.stats import DEFAULT_FEATURES, build_features
+
+    engine = Engine.from_config(cfg, seed=cfg["run"]["seed"])
+    specs = cfg["stats"]["features"] if cfg["stats"]["features"] is not None else DEFAULT_FEATURES
+    try:
+        features = build_features(specs, n_regions=engine.n_regions, tr_ms=engine.tr_ms,
+                                  burn_in=cfg["stats"]["burn_in"])
+    except ConfigError as exc:  # the stats package names keys relative to the feature list
+        raise ConfigError(f"stats.{exc.key}", str(exc).split(": ", 1)[-1]) from None
+    if cfg["stats"]["features"] is None:
+        cfg["stats"]["features"] = features.describe()
+    if engine.n_bold < features.min_samples:
+        raise ConfigError("stats.features", f"the features need at least {features.min_samples} BOLD samples "
+                          f"(burn-in and window lengths) but each simulation gives {engine.n_bold} "
+                          "(simulation.length, bold.tr, bold.transient)")
+    prior = Prior(cfg["prior"], engine.n_regions)
+    return Setup(cfg, engine, features, prior, cfg["budget"]["batch_size"])
+
+
+def prepare(config_arg: str) -> Setup:
+    """Validate on rank 0 (config, connectome, features), broadcast the verdict, then build on every rank."""
+    built: dict[str, Setup] = {}
+
+    def check() -> dict[str, Any]:
+        s = build_setup(load_config(config_arg))
+        built["setup"] = s
+        return s.cfg
+
+    cfg = mpi.decide(check)
+    return built.get("setup") or build_setup(cfg)
+
+
+def _meta() -> dict[str, Any]:
+    from tvbinv_hpc.info import versions
+
+    return {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
+
+
+def ensure_store(s: Setup) -> Path:
+    """Create the store (all theta drawn from (seed, i) now) or check that it belongs to this config."""
+    path = Path(s.cfg["store"]["path"])
+    chash, view = config_mod.config_hash(s.cfg), config_mod.store_view(s.cfg)
+
+    def work() -> None:
+        if path.exists():
+            store.check(path, chash, view)
+            return
+        n = s.cfg["budget"]["n_sims"]
+        n_test = int(math.ceil(n * s.cfg["budget"]["test_fraction"]))
+        split = np.zeros(n, np.int8)
+        split[n - n_test:] = store.TEST
+        log.info("creating %s: %d rows (%d held out for diagnostics), %d parameters, %d features",
+                 path, n, n_test, s.prior.dim, len(s.features.names))
+        store.create(path, store.Layout(
+            theta=s.prior.sample(np.arange(n), s.seed), split=split, param_names=s.prior.names,
+            feature_names=s.features.names, n_regions=s.engine.n_regions, n_bold=s.engine.n_bold,
+            tr_ms=s.engine.tr_ms, save_bold=s.cfg["store"]["save_bold"], config_text=config_mod.dumps(s.cfg),
+            config_hash=chash, store_view=view, meta=_meta()))
+
+    mpi.decide(work)
+    return path
+
+
+def simulate(args: Any) -> int:
+    s = prepare(args.config)
+    return _simulate(s)
+
+
+def _simulate(s: Setup) -> int:
+    path = ensure_store(s)
+    r = s.cfg["run"]
+    out = driver.run_rows(s, path, progress=r["progress"], interval=r["progress_interval"],
+                          writer=s.cfg["store"]["writer"])
+    if mpi.rank() == 0:
+        log.info("simulate: %d rows this session in %.1f s; store counts %s", out.rows_done, out.wall, out.counts)
+    if out.pending:
+        if out.stopped:
+            log.warning("stopped by signal with %d rows pending: exit %d (requeue and run again to finish)",
+                        out.pending, driver.REQUEUE_EXIT)
+            return driver.REQUEUE_EXIT
+        raise TvbinvError(f"{out.pending} rows still pending after the session")  # pragma: no cover
+    return 0
+
+
+def posterior_path(s: Setup) -> Path:
+    return s.output / "posterior.pt"
+
+
+def _train(s: Setup, force: bool) -> None:
+    from tvbinv_hpc import inference
+
+    path, chash = posterior_path(s), config_mod.config_hash(s.cfg) + "-" + _train_hash(s)
+
+    def task() -> None:
+        if not force and inference.is_trained(path, chash):
+            log.info("train: %s is up to date, skipping (use --force to retrain)", path)
+            return
+        rows = store.read_rows(s.cfg["store"]["path"], split=store.TRAIN, ok_only=False)
+        status = rows["status"][rows["index"]]
+        if (status == store.PENDING).any():
+            raise TvbinvError(f"{int((status == store.PENDING).sum())} training rows are still pending: "
+                              "run `tvbinv-hpc simulate` first")
+        ok = status == store.OK
+        log.info("train: %d train rows, %d ok, %d diverged, %d with non-finite features (excluded)",
+                 status.size, ok.sum(), (status == store.DIVERGED).sum(), (status == store.ERROR).sum())
+        settings = dict(s.cfg["train"])
+        if settings.get("seed") is None:
+            settings["seed"] = s.seed
+        trained = inference.train_posterior(
+            rows["theta"][ok], rows["x"][ok], s.prior.torch(), settings, param_names=s.prior.names,
+            feature_names=s.features.names, prior_spec=s.prior.to_spec(),
+            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"])}, log=log.info,
+            tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
+        inference.save_posterior(path, trained)
+        log.info("train: saved %s", path)
+
+    mpi.lead(task, {})
+
+
+def _train_hash(s: Setup) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(s.cfg["train"], sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def train(args: Any) -> int:
+    s = prepare(args.config)
+    _train(s, args.force)
+    return 0
+
+
+@dataclass
+class Observation:
+    x: np.ndarray                   # (k,) observed features
+    fc: np.ndarray                  # (N, N) observed FC after the burn-in
+    theta_true: np.ndarray | None   # (d,) for a synthetic observation
+    source: str
+
+
+def _burn(s: Setup, bold: np.ndarray) -> np.ndarray:
+    n = int(round(s.cfg["stats"]["burn_in"] / s.engine.tr_ms))
+    return bold[..., n:, :]
+
+
+def synthetic_theta(s: Setup) -> np.ndarray:
+    """observation.theta over the prior's columns: exact names, or an attribute with a scalar/list; the
+    remaining columns take the prior mean."""
+    given, (mean, _) = s.cfg["observation"]["theta"], s.prior.mean_std()
+    theta = mean.copy()
+    for name in given:
+        if name not in s.prior.groups and name not in s.prior.names:
+            raise TvbinvError(f"config key 'observation.theta.{name}': not an inferred parameter "
+                              f"(inferred: {', '.join(s.prior.groups)})")
+    for attr, sl in s.prior.groups.items():
+        if attr in given:
+            v = np.asarray(given[attr], dtype=float).ravel()
+            if v.size not in (1, sl.stop - sl.start):
+                raise TvbinvError(f"config key 'observation.theta.{attr}': expected 1 or "
+                                  f"{sl.stop - sl.start} values, got {v.size}")
+            theta[sl] = v
+    for j, name in enumerate(s.prior.names):
+        if name in given and name not in s.prior.groups:
+            theta[j] = float(given[name])
+    return theta
+
+
+def observe(s: Setup) -> Observation:
+    """The observation's features, checked on rank 0 (call inside ``mpi.decide``/``lead``)."""
+    from tvbinv_hpc.stats import fc
+
+    o = s.cfg["observation"]
+    if o["source"] == "synthetic":
+        theta = synthetic_theta(s)
+        index = o["index"] if o["index"] >= 0 else s.cfg["budget"]["n_sims"] + 10**6
+        x, status, bold = driver.simulate_batch(s, theta[None, :], np.array([index]))
+        if status[0] != store.OK:
+            raise TvbinvError(f"the synthetic observation (theta {dict(zip(s.prior.names, theta))}) "
+                              f"{store.STATUS_NAMES[int(status[0])]}; choose another observation.theta")
+        return Observation(x[0], fc(_burn(s, bold[0].astype(np.float64))), theta, "synthetic")
+    from tvbinv_hpc.inference import load_empirical_bold
+
+    bold = load_empirical_bold(o["source"], n_regions=s.engine.n_regions, tr_ms=s.engine.tr_ms,
+                               variable=o["variable"] or None)
+    x = s.features.compute_empirical(bold)
+    return Observation(np.asarray(x, float), fc(_burn(s, bold)), None, str(o["source"]))
+
+
+def _ppc_service(s: Setup) -> dict[str, Any]:
+    """Posterior predictive simulations on all ranks, through the driver and a store of their own."""
+
+    def ppc(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        from tvbinv_hpc.stats import fc
+
+        path = s.output / "ppc.h5"
+        chash = config_mod.config_hash(s.cfg) + "-ppc-" + _array_hash(theta)
+
+        def make() -> None:
+            if path.exists():
+                head = store.read_header(path)  # refuses a foreign file
+                if head["config_hash"] == chash:
+                    return
+                path.unlink()  # our own derived file for other draws: replace it
+            store.create(path, store.Layout(
+                theta=theta, split=np.full(len(theta), store.TEST, np.int8), param_names=s.prior.names,
+                feature_names=s.features.names, n_regions=s.engine.n_regions, n_bold=s.engine.n_bold,
+                tr_ms=s.engine.tr_ms, save_bold=True, config_text=config_mod.dumps(s.cfg), config_hash=chash,
+                store_view={"ppc_of": config_mod.config_hash(s.cfg)}, meta=_meta(), kind="posterior_predictive"))
+
+        mpi.decide(make)
+        driver.run_rows(s, path, offset=PPC_OFFSET, progress="log", interval=s.cfg["run"]["progress_interval"],
+                        writer=s.cfg["store"]["writer"], what="ppc sims")
+        if mpi.rank() != 0:
+            return np.empty(0), None
+        with store._h5py().File(path, "r") as f:
+            x, status = f["x"][...], f["status"][...]
+            ok = np.flatnonzero(status == store.OK)
+            fc_mean = fc(_burn(s, f["bold"][...][ok].astype(np.float64))).mean(axis=0) if ok.size else None
+        return x, fc_mean
+
+    return {"ppc": ppc}
+
+
+def _array_hash(a: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()[:12]
+
+
+def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] | None:
+    from tvbinv_hpc import inference
+
+    outdir = s.output / "diagnostics"
+    services = _ppc_service(s)
+    key = {"posterior": config_mod.config_hash(s.cfg) + "-" + _train_hash(s),
+           "diagnose": s.cfg["diagnose"], "observation": s.cfg["observation"]}
+
+    def task() -> dict[str, Any] | None:
+        done = outdir / "summary.json"
+        if not force and done.exists() and json.loads(done.read_text()).get("run_key") == key:
+            log.info("diagnose: %s is up to date, skipping (use --force to redo)", outdir)
+            return None
+        o = obs or observe(s)
+        trained = inference.load_posterior(posterior_path(s), s.prior.torch(), log=log.info)
+        test = store.read_rows(s.cfg["store"]["path"], split=store.TEST, ok_only=True)
+        rng_index = np.arange(PPC_OFFSET * 2, PPC_OFFSET * 2 + 4000)
+        summary = inference.diagnose(
+            trained, x_obs=o.x, theta_true=o.theta_true, theta_test=test["theta"], x_test=test["x"],
+            prior_samples=s.prior.sample(rng_index, s.seed), prior_std=s.prior.mean_std()[1],
+            settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info,
+            ppc_simulate=(lambda th: mpi.call_all(services, "ppc", th)) if s.cfg["diagnose"]["ppc_draws"] else None)
+        summary["run_key"] = key
+        summary["observation_source"] = o.source
+        done.write_text(json.dumps(summary, indent=2, default=_json_default))
+        (outdir / "config.toml").write_text(config_mod.dumps(s.cfg))
+        log.info("diagnose: wrote %s", outdir)
+        return summary
+
+    return mpi.lead(task, services)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def diagnose(args: Any) -> int:
+    s = prepare(args.config)
+    if not mpi.decide(lambda: posterior_path(s).exists()):
+        raise TvbinvError(f"no trained posterior at {posterior_path(s)}: run `tvbinv-hpc train` first")
+    _diagnose(s, None, args.force)
+    return 0
+
+
+def run(args: Any) -> int:
+    """simulate -> train -> diagnose; the observation is checked before any simulation starts."""
+    s = prepare(args.config or "quickstart")
+    obs = mpi.decide(lambda: observe(s))
+    code = _simulate(s)
+    if code:
+        return code
+    _train(s, args.force)
+    summary = _diagnose(s, obs, args.force)
+    if mpi.rank() == 0 and summary:
+        log.info("run complete: outputs in %s", s.output)
+    return 0
+
+
+def write_example(path: str | Path, force: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not force:
+        raise TvbinvError(f"{path} exists (use --force to overwrite)")
+    shutil.copyfile(quickstart_path(), path)
+    return path
