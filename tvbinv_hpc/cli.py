@@ -26,6 +26,7 @@ def _setup_logging(rank: int, size: int, verbose: bool = False) -> None:
 def _mpi_start(args: argparse.Namespace) -> Any:
     from tvbinv_hpc.parallel import mpi
 
+    mpi.stop_request()  # from the first moment: a scheduler's USR1 during start-up must not kill a rank
     mpi.pin_threads()
     c = mpi.comm()
     _setup_logging(c.Get_rank(), c.Get_size(), getattr(args, "verbose", False))

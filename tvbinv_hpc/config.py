@@ -40,7 +40,8 @@ def _k(types: Any, default: Any, doc: str, **kw: Any) -> Key:
 SCHEMA: dict[str, dict[str, Key]] = {
     "run": {
         "name": _k(str, "run", "Name of the run (used in logs and output metadata)."),
-        "output": _k(str, "runs/{name}", "Output folder; '{name}' is replaced by run.name. Relative to the config file."),
+        "output": _k(str, "runs/{name}", "Output folder; '{name}' is replaced by run.name. "
+                     "Relative to the config file."),
         "seed": _k(int, 42, "Root seed: prior draws, noise and initial history of simulation i derive from (seed, i)."),
         "progress": _k(str, "auto", "Progress display: auto (bar on a terminal, log lines otherwise), bar, log, none.",
                        choices=("auto", "bar", "log", "none")),

@@ -169,7 +169,8 @@ def _train(s: Setup, force: bool) -> None:
         trained = inference.train_posterior(
             rows["theta"][ok], rows["x"][ok], s.prior.torch(), settings, param_names=s.prior.names,
             feature_names=s.features.names, prior_spec=s.prior.to_spec(),
-            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"])}, log=log.info,
+            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": settings["seed"],
+                  "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node, log=log.info,
             tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
         inference.save_posterior(path, trained)
         log.info("train: saved %s", path)
@@ -240,7 +241,7 @@ def observe(s: Setup) -> Observation:
     from tvbinv_hpc.inference import load_empirical_bold
 
     bold = load_empirical_bold(o["source"], n_regions=s.engine.n_regions, tr_ms=s.engine.tr_ms,
-                               variable=o["variable"] or None)
+                               variable=o["variable"] or None, min_timepoints=s.features.min_samples)
     x = s.features.compute_empirical(bold)
     return Observation(np.asarray(x, float), fc(_burn(s, bold)), None, str(o["source"]))
 
@@ -342,6 +343,10 @@ def run(args: Any) -> int:
     if code:
         return code
     _train(s, args.force)
+    if mpi.agree(mpi.stop_request().received is not None):
+        log.warning("stop signal received during training: exit %d before diagnostics (requeue to finish)",
+                    driver.REQUEUE_EXIT)
+        return driver.REQUEUE_EXIT
     summary = _diagnose(s, obs, args.force)
     if mpi.rank() == 0 and summary:
         log.info("run complete: outputs in %s", s.output)

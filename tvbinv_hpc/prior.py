@@ -61,7 +61,8 @@ def validate(section: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{path}.{p}", f"must be finite, got {v!r}")
             clean[p] = float(v)
         if "low" in clean and not clean["low"] < clean["high"]:
-            raise ConfigError(f"{path}.high", f"bounds are empty or inverted: low={clean['low']} >= high={clean['high']}")
+            raise ConfigError(f"{path}.high",
+                              f"bounds are empty or inverted: low={clean['low']} >= high={clean['high']}")
         if dist == "loguniform" and clean["low"] <= 0:
             raise ConfigError(f"{path}.low", f"loguniform needs low > 0, got {clean['low']}")
         if "scale" in clean and clean["scale"] <= 0:

@@ -12,6 +12,7 @@ import torch
 from torch.distributions import Distribution, constraints
 
 _SQRT2 = math.sqrt(2.0)
+_SCALAR = torch.Size()
 
 
 def _ndtr(z: torch.Tensor) -> torch.Tensor:
@@ -42,7 +43,11 @@ class IndependentPrior(Distribution):
         lo_z = (self.low - self.loc) / self.scale
         hi_z = (self.high - self.loc) / self.scale
         self.cdf_lo, self.cdf_hi = _ndtr(lo_z), _ndtr(hi_z)
-        self._support = constraints.independent(constraints.interval(self.low, self.high), 1)
+        # Per-dimension support (interval or real) so that sbi's bijection to unconstrained space is exact.
+        pieces = [constraints.real if math.isinf(lo) and math.isinf(hi) else constraints.interval(lo, hi)
+                  for lo, hi in zip(self.low.tolist(), self.high.tolist())]
+        base = constraints.cat(pieces, dim=-1, lengths=[1] * d) if d > 1 else pieces[0]
+        self._support = constraints.independent(base, 1)
         super().__init__(batch_shape=torch.Size([]), event_shape=torch.Size([d]), validate_args=False)
 
     @property
@@ -59,7 +64,7 @@ class IndependentPrior(Distribution):
         tnor = (self.loc + self.scale * _ndtri(tn_p)).clamp(self.low, self.high)
         return torch.where(k == 0, uni, torch.where(k == 1, nor, torch.where(k == 2, logu, tnor)))
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.event_shape
         return self.icdf(torch.rand(shape))
 

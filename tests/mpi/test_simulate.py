@@ -34,7 +34,7 @@ def assert_same_store(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted launcher-less run: the store every other run must equal bit for bit."""
-    from conftest import SMALL_TOML, cli, write_small_connectome
+    from tvbinv_support import SMALL_TOML, cli, write_small_connectome
 
     d = tmp_path_factory.mktemp("ref")
     write_small_connectome(d / "conn8.npz")
@@ -47,7 +47,7 @@ def reference(tmp_path_factory):
 
 def make_cfg(tmp_path: Path, reference, batch: int = 3, name: str = "cfg.toml") -> Path:
     _, text = reference
-    from conftest import write_small_connectome
+    from tvbinv_support import write_small_connectome
 
     write_small_connectome(tmp_path / "conn8.npz")
     text = text.replace(str(reference[0].parents[1] / "conn8.npz"), str(tmp_path / "conn8.npz"))

@@ -70,7 +70,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     mode = writer_mode(writer, comm)
     if rank == 0 and mode == "root":
         log.info("h5py has no MPI support (or store.writer = 'root'): the store is written by rank 0")
-    stop = mpi.StopRequest()
+    stop = mpi.stop_request()
     counter = Counter(comm)
     w = store.Writer(path, comm, "mpio" if mode == "mpio" else "serial")
     bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what)
@@ -99,6 +99,10 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
 
     try:
         while True:
+            if stop.received is not None:
+                log.warning("signal %d received: finishing the batch in flight, then stopping", stop.received)
+                counter.exhaust()
+                break
             start = counter.take(B)
             if start >= rows_all.size:
                 break
@@ -113,9 +117,6 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 write(rows, x, status, keep_bold)
             n_div = int(np.sum(status == store.DIVERGED))
             counter.add_done(rows.size, n_div)
-            if stop.received is not None:
-                log.warning("signal %d received: finishing the batch in flight, then stopping", stop.received)
-                counter.exhaust()
             if rank == 0:
                 if mode == "root":
                     drain(block=False)
@@ -150,7 +151,6 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
         w.add_session(record)
     finally:
         w.close()
-        stop.restore()
     return Outcome(record["rows_done"], record["counts"].get("pending", 0), record["stopped_by_signal"],
                    record["wall_seconds"], record["write_seconds_max"], record["counts"])
 

@@ -202,6 +202,18 @@ class StopRequest:
             signal.signal(sig, old)
 
 
+_STOP: StopRequest | None = None
+
+
+def stop_request() -> StopRequest:
+    """The process-wide stop flag, installed on first use (the CLI installs it before any heavy import,
+    so that a scheduler's warning during start-up, training or diagnostics is kept, not fatal)."""
+    global _STOP
+    if _STOP is None:
+        _STOP = StopRequest()
+    return _STOP
+
+
 def library_versions() -> dict[str, str]:
     """MPI library version, read without initialising MPI when possible."""
     out: dict[str, str] = {}
@@ -212,7 +224,7 @@ def library_versions() -> dict[str, str]:
         from mpi4py import MPI
 
         out["mpi"] = MPI.Get_library_version().strip().splitlines()[0]
-        out["mpi_standard"] = "%d.%d" % MPI.Get_version()
+        out["mpi_standard"] = "{}.{}".format(*MPI.Get_version())
     except Exception as exc:  # noqa: BLE001 - report, never fail, in a version listing
         out.setdefault("mpi4py", "missing")
         out["mpi"] = f"unavailable ({exc.__class__.__name__})"

@@ -1,8 +1,6 @@
 """The one-sided counter hands out every item exactly once across ranks, even while rank 0 is busy."""
 import time
 
-import numpy as np
-
 from tvbinv_hpc.parallel import mpi
 from tvbinv_hpc.parallel.counter import Counter
 

@@ -1,0 +1,159 @@
+"""tvb-inversion's prior: simulator attribute names plus any distribution with ``.sample`` and ``.log_prob``.
+
+Sample columns map to names in order.  Each name takes ``sizes[i]`` consecutive columns: 1 for a scalar
+attribute, N for a per-region vector (columns ``model.eta[0]`` ... ``model.eta[N-1]``), and 2 for
+``integrator.noise.nsig`` given per state variable (``[0]`` r, ``[1]`` V).  When ``sizes`` is omitted it is
+inferred: one column per name when the sample has as many entries as there are names, else all columns to
+a single name.  The column names are exactly those of a ``[prior]`` table in a config (tvbinv_hpc.prior),
+so stores and posteriors read the same either way.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc.errors import TvbinvError
+
+
+def _known() -> dict[str, str]:
+    from tvbinv_hpc.sim import PARAMETERS
+
+    return PARAMETERS
+
+
+def _as_numpy(a: Any) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+class Prior:
+    """A joint prior over named simulator attributes; ``dist`` is any object with ``sample``/``log_prob``."""
+
+    def __init__(self, names: Sequence[str] | str, dist: Any, sizes: Sequence[int] | None = None):
+        names = [names] if isinstance(names, str) else list(names)
+        if not names:
+            raise TvbinvError("a prior needs at least one simulator attribute name, e.g. ['coupling.a']")
+        known = _known()
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise TvbinvError(f"prior names {bad} are not simulator attributes tvbinv_hpc can vary; "
+                              f"known: {', '.join(known)}")
+        if len(set(names)) != len(names):
+            raise TvbinvError(f"prior names must be unique, got {names}")
+        if not (callable(getattr(dist, "sample", None)) and callable(getattr(dist, "log_prob", None))):
+            raise TvbinvError(f"the prior's dist must have .sample and .log_prob, got {type(dist).__name__}")
+        self.dist = dist
+        self.params = names  # the simulator attributes, one per group of columns
+        width = self._draw(1, seed=0).shape[1]
+        if sizes is None:
+            if width == len(names):
+                sizes = [1] * len(names)
+            elif len(names) == 1:
+                sizes = [width]
+            else:
+                raise TvbinvError(f"the dist draws {width} values for {len(names)} names; say which columns "
+                                  "belong to which name with sizes=[...]")
+        sizes = [int(s) for s in sizes]
+        if len(sizes) != len(names) or min(sizes) < 1 or sum(sizes) != width:
+            raise TvbinvError(f"sizes {sizes} must give each of the {len(names)} names >= 1 columns and sum "
+                              f"to the {width} values the dist draws")
+        self.sizes = sizes
+        self.groups: dict[str, slice] = {}
+        self.names: list[str] = []
+        for attr, k in zip(names, sizes):
+            self.groups[attr] = slice(len(self.names), len(self.names) + k)
+            self.names += [f"{attr}[{i}]" for i in range(k)] if k > 1 else [attr]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params}, {self.dist})"
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def check_regions(self, n_regions: int) -> None:
+        """Each attribute's width must be 1 or N (nsig: also 2, one per state variable)."""
+        for attr, sl in self.groups.items():
+            k = sl.stop - sl.start
+            ok = (1, n_regions) + ((2,) if attr == "integrator.noise.nsig" else ())
+            if k not in ok:
+                raise TvbinvError(f"prior name '{attr}' gets {k} columns; the simulator has {n_regions} "
+                                  f"regions, so it takes {' or '.join(map(str, ok))}")
+
+    def _draw(self, n: int, seed: int) -> np.ndarray:
+        import torch
+
+        # Seeded draws that leave the caller's RNG states as they were (numpy's too, for custom dists).
+        np_state = np.random.get_state()  # noqa: NPY002 - the global RNG is what custom dists use
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                np.random.seed(int(seed) % 2**32)  # noqa: NPY002
+                s = _as_numpy(self.dist.sample((n,)))
+        finally:
+            np.random.set_state(np_state)  # noqa: NPY002
+        return s.reshape(n, -1)
+
+    def sample(self, num_samples: int, seed: int = 42) -> np.ndarray:
+        """theta ``(num_samples, dim)`` float64, reproducible for a given seed (torch's and numpy's global
+        RNGs are seeded for the draw and restored after it)."""
+        theta = self._draw(int(num_samples), seed)
+        if not np.isfinite(theta).all():
+            raise TvbinvError("the prior drew NaN/Inf values")
+        return theta
+
+    sample_to_numpy = sample
+
+    def values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """theta (B, dim) -> simulator overrides {attribute: (B,) or (B, width)} for ``Engine.simulate``."""
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        return {attr: (theta[:, sl] if sl.stop - sl.start > 1 else theta[:, sl.start]).copy()
+                for attr, sl in self.groups.items()}
+
+    def torch(self) -> Any:
+        """The dist with event shape (dim,), as sbi wants it (scalar and batched torch dists are wrapped)."""
+        from torch.distributions import Distribution, Independent
+
+        d = self.dist
+        if isinstance(d, Distribution):
+            if d.event_shape == () and d.batch_shape == ():
+                d = Independent(d.expand((1,)), 1)
+            elif d.event_shape == () and len(d.batch_shape) == 1:
+                d = Independent(d, 1)
+        return d
+
+    def mean_std(self, n: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+        """Prior mean and std per column: exact where torch knows them, else from ``n`` seeded draws."""
+        try:
+            d = self.torch()
+            mean, std = _as_numpy(d.mean).reshape(-1), _as_numpy(d.stddev).reshape(-1)
+            if mean.size == self.dim and np.isfinite(mean).all() and np.isfinite(std).all():
+                return mean, std
+        except (AttributeError, NotImplementedError, TypeError):
+            pass
+        s = self._draw(n, seed=0)
+        return s.mean(axis=0), s.std(axis=0, ddof=1)
+
+    @property
+    def mean(self) -> Any:
+        import torch
+
+        return torch.as_tensor(self.mean_std()[0], dtype=torch.float32)
+
+    @property
+    def std(self) -> Any:
+        import torch
+
+        return torch.as_tensor(self.mean_std()[1], dtype=torch.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this prior in a store or posterior file (names, widths, the dist's repr)."""
+        return {"params": list(self.params), "sizes": list(self.sizes), "names": list(self.names),
+                "dist": repr(self.dist)}
+
+
+class PytorchPrior(Prior):
+    """tvb-inversion's name: ``PytorchPrior(names=['coupling.a'], dist=torch.distributions.Uniform(0.1, 1.2))``."""

@@ -1,0 +1,201 @@
+"""``run_local`` / ``run_mpi``: a SimSeq and metrics -> the same HDF5 store as ``tvbinv-hpc simulate``.
+
+Both are the simulate phase of the CLI with a different front: the engine comes from the seq's TVB template
+(``Engine.from_tvb``), the store is made by ``store.create`` with the seq's theta, and the rows are computed
+by ``driver.run_rows``.  So the file restarts like any store: calling again completes the pending rows, and
+a store made from another seq, template, metrics or run setting is refused, naming what changed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc.compat.metrics import MetricFeatures
+from tvbinv_hpc.compat.model import SimSeq
+from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.parallel import driver, mpi, store
+
+log = logging.getLogger("tvbinv_hpc")
+# Engine config keys -> the run_local argument that sets them (errors name what the user typed).
+_ARGS = {"bold.tr": "bold_tr", "bold.tavg_period": "tavg_period", "bold.transient": "bold_transient",
+         "simulation.ms_per_unit": "ms_per_unit"}
+
+
+@dataclass
+class RunSummary(os.PathLike):
+    """What a run did; usable as the store's path (``os.fspath(summary)``, ``load_summary_stats(summary)``)."""
+
+    path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    rows_done: int = 0
+    pending: int = 0
+    stopped: bool = False
+    wall: float = 0.0
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass
+class _Setup:  # what driver.run_rows reads (pipeline.Setup's fields)
+    cfg: dict[str, Any]
+    engine: Any
+    features: Any
+    prior: Any
+    batch_size: int
+
+
+def _val(a: Any) -> Any:
+    """A parameter for the store view: a scalar when uniform, a short list, else a digest."""
+    v = np.asarray(a, dtype=np.float64).ravel()
+    if v.size and (v == v[0]).all():
+        return float(v[0])
+    if v.size <= 4:
+        return [float(x) for x in v]
+    return "sha256:" + hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]
+
+
+def describe_simulator(sim: Any) -> dict[str, Any]:
+    """The template's settings that the engine reads (configured or not, the same description)."""
+    from tvbinv_hpc.sim.params import MODEL_KEYS
+
+    integ, conn = sim.integrator, sim.connectivity
+    noise = getattr(integ, "noise", None)
+    return {
+        "model": type(sim.model).__name__, **{f"model.{k}": _val(getattr(sim.model, k)) for k in MODEL_KEYS},
+        "coupling": type(sim.coupling).__name__, "coupling.a": _val(sim.coupling.a),
+        "coupling.b": _val(sim.coupling.b), "integrator": type(integ).__name__, "integrator.dt": float(integ.dt),
+        "integrator.noise": type(noise).__name__ if noise is not None else "none",
+        "integrator.noise.nsig": _val(noise.nsig) if noise is not None else 0.0,
+        "simulation_length": float(sim.simulation_length),
+        "connectivity.weights": _val(conn.weights), "connectivity.tract_lengths": _val(conn.tract_lengths),
+        "connectivity.speed": _val(conn.speed), "n_regions": int(np.asarray(conn.weights).shape[0]),
+        "monitors": [f"{type(m).__name__}({float(getattr(m, 'period', 0.0))})" for m in sim.monitors],
+        "initial_conditions": "random" if sim.initial_conditions is None else _val(sim.initial_conditions),
+    }
+
+
+def store_path(checkpoint_dir: str | os.PathLike | None, filename: str | os.PathLike) -> Path:
+    path = Path(filename)
+    if checkpoint_dir is not None and not path.is_absolute():
+        path = Path(checkpoint_dir) / path
+    return path
+
+
+def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
+          bold_transient: float, tavg_period: float | None, save_bold: bool,
+          test_fraction: float) -> tuple[_Setup, dict[str, Any]]:
+    """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError)."""
+    from tvbinv_hpc.sim import Engine
+
+    if not isinstance(seq, SimSeq):
+        raise TvbinvError(f"run_local needs a SimSeq (sbi_model.generate_sim_seq(n)), got {type(seq).__name__}")
+    if int(batch_size) < 1:
+        raise TvbinvError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0.0 <= float(test_fraction) < 1.0:
+        raise TvbinvError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    try:
+        engine = Engine.from_tvb(seq.template, seed=seq.seed, ms_per_unit=float(ms_per_unit),
+                                 tavg_period=tavg_period, bold_tr=float(bold_tr),
+                                 bold_transient=float(bold_transient))
+        features = MetricFeatures(metrics, engine.n_regions, engine.tr_ms, engine.bold_times_ms)
+    except ConfigError as exc:
+        raise TvbinvError(f"{_ARGS.get(exc.key, exc.key)}: {exc.message}") from None
+    if engine.n_bold < features.min_samples:
+        raise TvbinvError(f"the metrics need at least {features.min_samples} BOLD samples (burn-in and windows) "
+                          f"but each simulation gives {engine.n_bold}: lengthen the template's "
+                          "simulation_length or shorten bold_tr / bold_transient")
+    view = {
+        "api": "tvbinv_hpc.compat.run_local",
+        "simulator": {k: v for k, v in describe_simulator(seq.template).items() if k not in seq.params},
+        "engine": {"seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
+                   "bold_transient": float(bold_transient), "tavg_period": engine.tavg_period,
+                   "tr_ms": engine.tr_ms, "n_bold": engine.n_bold},
+        "prior": seq.prior.describe(),
+        "seq": {"n": len(seq), "seed": seq.seed, "theta_sha256": seq.theta_hash()},
+        "metrics": features.specs(), "burn_in": features.burn_in,
+        "store": {"save_bold": bool(save_bold), "test_fraction": float(test_fraction)},
+    }
+    view = json.loads(json.dumps(view, default=str))  # plain types: identical before and after a reload
+    return _Setup(view, engine, features, seq.prior, int(batch_size)), view
+
+
+def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> None:
+    from tvbinv_hpc.config import changed_keys, dumps
+    from tvbinv_hpc.info import versions
+
+    chash = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    if path.exists():
+        head = store.read_header(path)  # refuses a foreign file
+        if head["config_hash"] != chash:
+            changed = changed_keys(json.loads(head["store_view"]), view)
+            raise TvbinvError(f"{path} was made by a different run; changed: {', '.join(changed) or '(unknown)'}. "
+                              "Use the same seq, metrics and settings to resume it, or another filename.")
+        log.info("resuming %s", path)
+        return
+    n = len(seq)
+    split = np.zeros(n, np.int8)
+    split[n - int(np.ceil(n * view["store"]["test_fraction"])):] = store.TEST
+    meta = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
+    store.create(path, store.Layout(
+        theta=seq.values, split=split, param_names=seq.names, feature_names=s.features.names,
+        n_regions=s.engine.n_regions, n_bold=s.engine.n_bold, tr_ms=s.engine.tr_ms,
+        save_bold=view["store"]["save_bold"], config_text=dumps(view), config_hash=chash, store_view=view,
+        meta=meta))
+
+
+def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None = None,
+            filename: str | os.PathLike = "results.h5", *, batch_size: int = 4, ms_per_unit: float = 10.0,
+            bold_tr: float = 2000.0, bold_transient: float = 0.0, tavg_period: float | None = None,
+            save_bold: bool = False, test_fraction: float = 0.0, progress: str = "auto",
+            progress_interval: float = 10.0, writer: str = "auto", backend: Any = None) -> RunSummary:
+    """Simulate every pending row of ``checkpoint_dir/filename`` on all MPI ranks (collective: every rank
+    calls it with the same arguments).  Checks run on rank 0 and every rank raises the same TvbinvError.
+
+    ``ms_per_unit``: ms per model time unit (tvb-inversion's MPR: 10); ``bold_tr``: BOLD sampling period
+    in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
+    tvb-inversion scripts and ignored (the numba engine always runs)."""
+    if backend is not None:
+        log.info("run_local: backend=%r ignored; tvbinv_hpc always simulates with its own engine", backend)
+    path = store_path(checkpoint_dir, filename)
+    kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
+              tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
+    built: dict[str, Any] = {}
+
+    def check() -> None:
+        setup, view = built["s"] = build(seq, metrics, **kw)
+        _ensure_store(setup, seq, path, view)
+
+    mpi.decide(check)
+    s, _ = built.get("s") or build(seq, metrics, **kw)
+    out = driver.run_rows(s, path, progress=progress, interval=progress_interval, writer=writer)
+    if out.pending and not out.stopped:  # pragma: no cover - the driver finishes unless signalled
+        raise TvbinvError(f"{out.pending} rows still pending after the session")
+    if out.stopped and mpi.rank() == 0:
+        log.warning("stopped by signal with %d rows pending: call run_local again to finish", out.pending)
+    return RunSummary(path, out.counts, out.rows_done, out.pending, out.stopped, out.wall)
+
+
+def run_local(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None = None,
+              filename: str | os.PathLike = "results.h5", **kwargs: Any) -> RunSummary:
+    """``run_mpi`` in this one process (same arguments, same store): the store is
+    ``checkpoint_dir/filename``; calling it again resumes an interrupted run.  Returns a RunSummary that
+    is also the store's path."""
+    hook = sys.excepthook  # mpi.comm() installs an abort-the-job hook; a notebook or REPL must keep its own
+    try:
+        return run_mpi(seq, metrics, checkpoint_dir, filename, **kwargs)
+    finally:
+        if mpi.size() == 1:
+            sys.excepthook = hook
