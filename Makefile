@@ -9,7 +9,7 @@ STAMP := $(VENV)/.tvbinv-installed
 PYTEST_ARGS ?=
 NP ?= 2
 
-.PHONY: help install demo test test-unit test-mpi lint bench clean
+.PHONY: help install demo test lint bench clean
 help:
 	@echo "make demo   - install if needed, run the built-in quickstart under mpiexec -n $(NP)"
 	@echo "make test   - install if needed, run unit tests and MPI tests (mpiexec -n 2 and -n 3)"
@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml .ci/install.sh
 	bash .ci/install.sh $(VENV)
 
 demo: $(STAMP)
-	$(BIN)/tvbinv-hpc launch -n $(NP) -- info
+	$(BIN)/tvbinv-hpc launch -n $(NP) -- run quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

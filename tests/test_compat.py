@@ -66,13 +66,14 @@ def reference(tmp_path_factory):
 
 
 def test_walkthrough_runs_as_written(tmp_path, monkeypatch):
-    text = (ROOT / "docs_walkthrough.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    text = readme.split("## Python API for tvb-inversion users", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert len(blocks) >= 8
     monkeypatch.chdir(tmp_path)
     ns: dict = {}
     for i, block in enumerate(blocks):
-        exec(compile(block, f"docs_walkthrough.md block {i}", "exec"), ns)
+        exec(compile(block, f"README.md walkthrough block {i}", "exec"), ns)
     assert ns["result"].counts["pending"] == 0 and ns["result"].counts["ok"] >= 50
     samples = ns["posterior_samples"]
     assert samples.shape == (2000, 1) and ((samples >= 0.1) & (samples <= 0.3)).all()

@@ -18,9 +18,14 @@ EXIT_ERROR = 2
 
 
 def _setup_logging(rank: int, size: int, verbose: bool = False) -> None:
-    fmt = f"%(asctime)s [rank {rank}/{size}] %(levelname)s %(message)s"
-    level = logging.DEBUG if verbose else (logging.INFO if rank == 0 else logging.WARNING)
-    logging.basicConfig(level=level, format=fmt, datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    """Our own handler on the 'tvbinv_hpc' logger: tvb-library reconfigures the root logger on import."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {rank}/{size}] %(levelname)s %(message)s",
+                                           datefmt="%H:%M:%S"))
+    log = logging.getLogger("tvbinv_hpc")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else (logging.INFO if rank == 0 else logging.WARNING))
+    log.propagate = False
 
 
 def _mpi_start(args: argparse.Namespace) -> Any:

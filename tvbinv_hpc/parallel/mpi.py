@@ -159,7 +159,7 @@ def decide(fn: Callable[[], T], root: int = 0) -> T:
             outcome = ("error", exc)
         except BaseException:
             outcome = ("crash", traceback.format_exc())
-    outcome = c.bcast(outcome, root=root)
+    outcome = quiet_bcast(outcome, root=root)  # root may take a while (connectome, JIT): others sleep
     kind, payload = outcome
     if kind == "error":
         raise payload

@@ -1,0 +1,183 @@
+"""Engine behaviour: determinism across batches, divergence isolation, runtime parameters, memory bounds."""
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from tests.sim.conftest import FIXED
+from tvbinv_hpc.sim import PARAMETERS, STATUS_DIVERGED, STATUS_OK, Engine, SimResult, mpr
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from tvbinv_hpc.connectome import load_connectome
+    conn = load_connectome("connectivity_66", 3.0, "max", False)
+    return Engine(conn, dt=0.01, length=30.0, fixed=FIXED, seed=11, ms_per_unit=10.0, tavg_period=0.1,
+                  bold_tr=10.0)
+
+
+def _values(nsim, seed=0):
+    rs = np.random.default_rng(seed)
+    return {"coupling.a": rs.uniform(0.1, 0.6, nsim), "model.eta": rs.uniform(-5.0, -4.2, (nsim, 66)),
+            "integrator.noise.nsig": rs.uniform(0.01, 0.05, (nsim, 2))}
+
+
+def test_contract(engine):
+    assert set(PARAMETERS) == {"model.tau", "model.I", "model.Delta", "model.J", "model.eta", "model.cr",
+                               "model.cv", "coupling.a", "coupling.b", "integrator.noise.nsig"}
+    assert (STATUS_OK, STATUS_DIVERGED) == (1, 2)
+    res = engine.simulate(_values(3), np.arange(3))
+    assert isinstance(res, SimResult)
+    assert res.bold.dtype == np.float32 and res.bold.shape == (3, engine.n_bold, engine.n_regions)
+    assert res.status.dtype == np.int8 and res.status.tolist() == [1, 1, 1]
+    assert engine.n_bold == 30 and engine.tr_ms == 10.0 and engine.nstep == 3000
+    assert len(engine.region_labels) == engine.n_regions == 66 and engine.horizon > 1000
+    assert np.all(np.isfinite(res.bold)) and np.ptp(res.bold[:, 5:]) > 0
+
+
+def test_same_index_same_result_in_any_batch(engine):
+    """Simulation i alone, in a batch of 7 (a lane group and a padded one), at another position: bit-equal."""
+    vals = _values(7, seed=1)
+    index = np.arange(100, 107)
+    batch = engine.simulate(vals, index)
+    for pos in (0, 4, 6):
+        alone = engine.simulate({k: v[pos:pos + 1] for k, v in vals.items()}, index[pos:pos + 1])
+        assert np.array_equal(alone.bold[0], batch.bold[pos])
+    perm = np.array([6, 2, 5, 0, 3, 1, 4])
+    shuffled = engine.simulate({k: v[perm] for k, v in vals.items()}, index[perm])
+    assert np.array_equal(shuffled.bold, batch.bold[perm])
+    # noise and initial history differ between indices and between seeds
+    assert not np.array_equal(batch.bold[0], engine.simulate({k: v[:1] for k, v in vals.items()},
+                                                             np.array([999])).bold[0])
+
+
+def test_seed_changes_noise_and_history(engine):
+    other = Engine(engine.connectome, dt=0.01, length=30.0, fixed=FIXED, seed=12, ms_per_unit=10.0,
+                   tavg_period=0.1, bold_tr=10.0)
+    a = engine.simulate({}, np.array([0]), nstep=50, record="raw").raw
+    b = other.simulate({}, np.array([0]), nstep=50, record="raw").raw
+    assert not np.array_equal(a[0, 0], b[0, 0])
+
+
+def test_divergence_is_isolated(engine):
+    vals = _values(6, seed=2)
+    ok = engine.simulate(vals, np.arange(6))
+    bad_vals = {k: v.copy() for k, v in vals.items()}
+    bad_vals["coupling.a"][[1, 4]] = 5.0                  # blows up within ~50 steps
+    mixed = engine.simulate(bad_vals, np.arange(6))
+    assert mixed.status.tolist() == [1, 2, 1, 1, 2, 1]
+    assert np.all(np.isnan(mixed.bold[[1, 4]]))
+    keep = [0, 2, 3, 5]
+    assert np.array_equal(mixed.bold[keep], ok.bold[keep])
+    # a batch made only of divergent runs stops early
+    stop = engine.simulate({"coupling.a": np.array([5.0, 8.0])}, np.array([0, 1]))
+    assert stop.status.tolist() == [2, 2] and stop.steps.max() < engine.nstep // 10
+
+
+def test_runtime_values_never_recompile(engine):
+    engine.simulate(_values(2), np.arange(2))
+    n_sigs = len(mpr.run_lanes.signatures)
+    for seed in range(3):
+        vals = _values(2, seed=seed + 10)
+        vals.update({"model.tau": np.array([1.0, 1.1]), "model.J": np.array([14.0, 15.0]),
+                     "model.Delta": np.array([0.6, 0.8]), "model.I": np.array([0.0, 0.1]),
+                     "model.cr": np.array([1.0, 0.9]), "model.cv": np.array([0.0, 0.2]),
+                     "coupling.b": np.array([0.0, 0.01])})
+        engine.simulate(vals, np.arange(2), nstep=100)
+    assert len(mpr.run_lanes.signatures) == n_sigs
+
+
+def test_value_shapes(engine):
+    n = engine.n_regions
+    base = engine.simulate({}, np.array([4]), nstep=200, record="raw").raw
+    same = engine.simulate({"model.eta": np.full((1, n), -4.6), "integrator.noise.nsig": np.array([[0.035, 0.07]]),
+                            "coupling.a": np.array([0.5])}, np.array([4]), nstep=200, record="raw").raw
+    assert np.array_equal(base, same)
+    quiet = engine.simulate({"integrator.noise.nsig": np.zeros(1)}, np.array([4]), nstep=200, record="raw").raw
+    assert not np.array_equal(base, quiet)
+    with pytest.raises(ValueError, match="model.eta"):
+        engine.simulate({"model.eta": np.zeros((2, n + 1))}, np.arange(2))
+    with pytest.raises(ValueError, match="unknown"):
+        engine.simulate({"model.gamma": np.zeros(1)}, np.arange(1))
+
+
+def test_noise_amplitude_per_variable(engine):
+    """nsig (r, V) per variable: noise only on V moves V by sqrt(2 nsig dt) z and r only through the
+    corrector (O(dt) of that)."""
+    det = engine.simulate({"integrator.noise.nsig": np.zeros(1)}, np.array([1]), nstep=1, record="raw").raw
+    v_only = engine.simulate({"integrator.noise.nsig": np.array([[0.0, 0.1]])}, np.array([1]), nstep=1,
+                             record="raw").raw
+    amp = np.sqrt(2 * 0.1 * 0.01)
+    assert 0.6 < np.std(v_only[0, 0, 1] - det[0, 0, 1]) / amp < 1.4
+    assert np.std(v_only[0, 0, 0] - det[0, 0, 0]) < 0.1 * amp
+
+
+def test_memory_is_bounded_by_horizon(engine):
+    """Long runs allocate O(B N horizon): the history ring, never O(nstep N)."""
+    n, nb = engine.n_regions, engine.lanes
+    ring = engine.history_nbytes()
+    assert ring == 2 * n * (engine.horizon + engine.topology.block) * nb * 4
+    peaks = {}
+    for nstep in (2_000, 40_000):
+        tracemalloc.start()
+        engine.simulate({}, np.arange(nb), nstep=nstep)
+        peaks[nstep] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # 20x more steps: same peak up to the (small) BOLD output; all well under one O(nstep N) trajectory
+    assert peaks[40_000] - peaks[2_000] < 0.1 * 40_000 * n * 8
+    assert peaks[40_000] < 4 * ring
+
+
+def test_explicit_initial_history(engine):
+    n = engine.n_regions
+    const = np.vstack([np.full(n, 0.5), np.full(n, -1.0)])
+    e2 = Engine(engine.connectome, dt=0.01, length=1.0, fixed={**FIXED, "integrator.noise.nsig": 0.0}, seed=1,
+                ms_per_unit=10.0, tavg_period=0.1, bold_tr=10.0, initial_history=const)
+    a = e2.simulate({}, np.array([0, 1]), record="raw").raw
+    assert np.array_equal(a[0], a[1])                 # no noise + same history: index does not matter
+    from tvbinv_hpc.errors import ConfigError
+    with pytest.raises(ConfigError, match="initial_history"):
+        Engine(engine.connectome, dt=0.01, length=1.0, fixed=FIXED, seed=1, tavg_period=0.1, bold_tr=10.0,
+               ms_per_unit=10.0, initial_history=np.zeros((3, 2, n)))
+
+
+def test_random_history_is_lane_history(engine):
+    """The random initial history is a pure function of (seed, index), in TVB's ranges; passing it back
+    explicitly reproduces the run bit for bit (float32 ring, float64 current state)."""
+    from tvbinv_hpc.sim import rng
+    k1, k2 = rng.sim_keys(engine.seed, np.array([42]))
+    h = engine.lane_history(k1[0], k2[0])
+    assert h.shape == (engine.horizon, 2, engine.n_regions)
+    assert 0 <= h[:, 0].min() and h[:, 0].max() <= 2 and -2 <= h[:, 1].min() and h[:, 1].max() <= 1.5
+    assert abs(h[:, 0].mean() - 1.0) < 0.01 and abs(h[:, 1].mean() + 0.25) < 0.01
+    explicit = Engine(engine.connectome, dt=0.01, length=30.0, fixed=FIXED, seed=engine.seed, ms_per_unit=10.0,
+                      tavg_period=0.1, bold_tr=10.0, initial_history=h)
+    a = engine.simulate({}, np.array([42]), nstep=300, record="raw").raw
+    b = explicit.simulate({}, np.array([42]), nstep=300, record="raw").raw
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("min_delay_steps", [1, 7])
+def test_zero_delay_and_short_delay_edges(min_delay_steps):
+    """Off-diagonal zero-delay edges (local CSR path), self-connections, and a shortest delay of 1 step
+    (block K = 1) or 7: the fast kernel agrees with the TVB-order mode (bit-identical to TVB's Simulator)."""
+    from tvbinv_hpc.connectome import Connectome
+    rs = np.random.default_rng(min_delay_steps)
+    n = 6
+    w = rs.uniform(0.1, 1.0, (n, n)) * (rs.random((n, n)) < 0.7)
+    tl = rs.uniform(3.0, 30.0, (n, n))
+    tl[0, 1] = tl[2, 3] = tl[4, 4] = tl[1, 1] = 0.0                   # zero delays, off-diagonal and self
+    tl[3, 5] = min_delay_steps * 0.03                                   # speed 3 mm/ms, dt 0.01
+    w[3, 5] = w[0, 1] = w[2, 3] = w[4, 4] = 0.5
+    conn = Connectome(w, tl, [f"r{i}" for i in range(n)], speed=3.0)
+    fixed = {**FIXED, "integrator.noise.nsig": 0.0, "coupling.a": 0.3, "model.cv": 0.4}
+    kw = dict(dt=0.01, length=10.0, fixed=fixed, seed=2, ms_per_unit=10.0, tavg_period=0.1, bold_tr=10.0)
+    fast = Engine(conn, history_dtype=np.float64, **kw)
+    exact = Engine(conn, tvb_order=True, **kw)
+    assert fast.topology.block == min_delay_steps and fast.topology.loc_src.size == 2
+    a = fast.simulate({}, np.arange(2), record="raw").raw
+    b = exact.simulate({}, np.arange(2), record="raw").raw
+    print("max diff", np.abs(a - b).max(), "range", np.ptp(a))
+    assert np.all(np.isfinite(a)) and np.abs(a - b).max() < 1e-4 and np.ptp(a[:, 100:, 0]) > 0.1

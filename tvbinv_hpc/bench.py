@@ -1,0 +1,177 @@
+"""Benchmark: our engine vs TVB's NbMPRBackend(compatibility_mode=True), tvb-inversion-like setup, one core.
+
+``python -m tvbinv_hpc.bench [--steps N] [--repeats R] [--lanes B ...]``.  Prints microseconds per
+simulation-step (per core, JIT excluded, medians) for both and their ratio, then the cost of the BOLD
+model and, when ``tvbinv_hpc.stats`` is importable, of the features.  Timings on shared machines vary by
+tens of percent: compare the ratio, which is measured in one process.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SETUP = dict(connectome="connectivity_76", speed=3.0, dt=0.01, eta=-4.6, J=14.5, Delta=0.7, tau=1.0,
+             a=0.15, nsig=(0.035, 0.07), tavg_period=0.1, ms_per_unit=10.0)
+
+
+def _quiet_tvb() -> None:
+    """TVB configures its own loggers on import (INFO, 'hemispheres not found' warnings): silence them."""
+    import logging
+
+    import tvb.simulator.lab  # noqa: F401
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("tvb"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def tvb_simulator(nstep: int):
+    """The seed's setup as a TVB Simulator (normalised weights, Raw monitor)."""
+    import tvb.simulator.lab as lab
+    s = SETUP
+    conn = lab.connectivity.Connectivity.from_file(s["connectome"] + ".zip")
+    conn.weights = conn.weights / np.abs(conn.weights).max()
+    conn.speed = np.r_[s["speed"]]
+    model = lab.models.MontbrioPazoRoxin(eta=np.r_[s["eta"]], J=np.r_[s["J"]], Delta=np.r_[s["Delta"]],
+                                         tau=np.r_[s["tau"]])
+    sim = lab.simulator.Simulator(
+        connectivity=conn, model=model, coupling=lab.coupling.Linear(a=np.r_[s["a"]]),
+        integrator=lab.integrators.HeunStochastic(dt=s["dt"],
+                                                  noise=lab.noise.Additive(nsig=np.r_[s["nsig"]])),
+        monitors=[lab.monitors.Raw()], simulation_length=nstep * s["dt"])
+    return sim.configure()
+
+
+def bench_nbmpr(nstep: int, repeats: int) -> tuple[float, float]:
+    """µs per step of NbMPRBackend, JIT excluded: its code is rendered and compiled on every run_sim call, so
+    capture the compiled ``integrate`` of a first call, then time what run_sim does besides compiling
+    (noise and buffer set-up + integrate).  Returns (that, integrate alone)."""
+    from tvb.simulator.backend.nb_mpr import NbMPRBackend
+    backend = NbMPRBackend()
+    captured = {}
+    build = backend.build_py_func
+
+    def capture(*args, **kwargs):
+        captured["integrate"] = build(*args, **kwargs)
+        return captured["integrate"]
+    backend.build_py_func = capture
+    sim = tvb_simulator(nstep)
+    backend.run_sim(sim, nstep=min(nstep, 1000), compatibility_mode=True)     # render + JIT
+    integrate = captured["integrate"]
+    horizon, n = sim.connectivity.horizon, sim.connectivity.number_of_regions
+    whole, kernel = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        gf = sim.integrator.noise.gfun(None)          # as NbMPRBackend._run_sim_plain
+        bufs = [buf for buf in sim.integrator.noise.generate(shape=(sim.model.nvar, n, horizon + nstep)) * gf]
+        for i, buf in enumerate(bufs):
+            buf[:, :horizon] = np.roll(sim.history.buffer[:, i, :, 0], -1, axis=0).T
+        t1 = time.perf_counter()
+        backend._run_integrate(integrate, sim, n, nstep, bufs, None)
+        t2 = time.perf_counter()
+        whole.append(t2 - t0)
+        kernel.append(t2 - t1)
+    return float(np.median(whole)) / nstep * 1e6, float(np.median(kernel)) / nstep * 1e6
+
+
+def make_engine(nstep: int, lanes: int, history_dtype=np.float32):
+    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim import Engine
+    s = SETUP
+    conn = load_connectome(s["connectome"], s["speed"], "max", False)
+    fixed = {"model.tau": s["tau"], "model.I": 0.0, "model.Delta": s["Delta"], "model.J": s["J"],
+             "model.eta": s["eta"], "model.cr": 1.0, "model.cv": 0.0, "coupling.a": s["a"], "coupling.b": 0.0,
+             "integrator.noise.nsig": list(s["nsig"])}
+    tr = 20 * s["tavg_period"] * s["ms_per_unit"]            # short TR: enough BOLD samples for the features
+    return Engine(conn, dt=s["dt"], length=nstep * s["dt"], fixed=fixed, seed=1, ms_per_unit=s["ms_per_unit"],
+                  tavg_period=s["tavg_period"], bold_tr=tr, lanes=lanes, history_dtype=history_dtype)
+
+
+def bench_engine(nstep: int, repeats: int, lanes: int, history_dtype=np.float32) -> tuple[float, object]:
+    """µs per simulation-step of our engine, one group of ``lanes`` simulations (BOLD included)."""
+    eng = make_engine(nstep, lanes, history_dtype)
+    index = np.arange(lanes)
+    eng.simulate({}, index, nstep=2 * eng.istep)           # JIT (or cache load)
+    out = {}
+
+    def run():
+        out["res"] = eng.simulate({}, index)
+    t = _median_time(run, repeats)
+    return t / (lanes * eng.nstep) * 1e6, out["res"]
+
+
+def bench_bold(n_tavg: int, n: int, repeats: int) -> float:
+    """µs per node and temporal-average sample of the Balloon model (post hoc form, same equations)."""
+    from tvbinv_hpc.sim.bold import balloon_bold
+    x = np.abs(np.random.default_rng(0).normal(0.5, 0.2, (n_tavg, n)))
+    balloon_bold(x[:10], 1.0)
+    return _median_time(lambda: balloon_bold(x, 1.0), repeats) / (n_tavg * n) * 1e6
+
+
+def bench_features(bold: np.ndarray, tr_ms: float, repeats: int) -> str:
+    """Time of tvbinv_hpc.stats' default features on the engine's BOLD, when that package is importable."""
+    try:
+        from tvbinv_hpc.stats import DEFAULT_FEATURES, build_features
+        fs = build_features(DEFAULT_FEATURES, n_regions=bold.shape[2], tr_ms=tr_ms)
+        fs.compute(bold)                                        # JIT
+        t = _median_time(lambda: fs.compute(bold), repeats)
+    except Exception as exc:  # the stats package is developed separately: skip gracefully
+        return f"features: skipped ({type(exc).__name__}: {exc})"
+    return (f"features ({len(fs.names)} default): {t / bold.shape[0] * 1e3:.2f} ms per simulation "
+            f"({bold.shape[1]} BOLD samples x {bold.shape[2]} regions, TR {tr_ms:g} ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tvbinv-hpc bench", description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100_000, help="integration steps per run (default 100000)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per timing, median taken (default 3)")
+    p.add_argument("--lanes", type=int, nargs="+", default=[4, 8], help="simulations per kernel call")
+    p.add_argument("--no-tvb", action="store_true", help="skip NbMPRBackend (ours only)")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    _quiet_tvb()
+    s = SETUP
+    print(f"setup: {s['connectome']}, speed {s['speed']} mm/ms, dt {s['dt']}, nsig {s['nsig']}, a {s['a']} "
+          f"(normalised weights), {args.steps} steps, medians of {args.repeats}, 1 thread")
+    ref = None
+    if not args.no_tvb:
+        ref, ref_kernel = bench_nbmpr(args.steps, args.repeats)
+        print(f"NbMPRBackend(compatibility_mode=True): {ref:8.3f} us per simulation-step "
+              f"(run_sim without its JIT; integrate kernel alone {ref_kernel:.3f})")
+    res = None
+    for lanes in args.lanes:
+        for dtype in (np.float32, np.float64):
+            us, res_ = bench_engine(args.steps, args.repeats, lanes, dtype)
+            res = res if res is not None else res_
+            ratio = f"  x{ref / us:6.1f} vs NbMPRBackend" if ref else ""
+            counts = np.bincount(res_.status, minlength=3)[1:].tolist()
+            print(f"tvbinv_hpc engine, B={lanes}, {np.dtype(dtype).name} history: {us:8.3f} us per "
+                  f"simulation-step{ratio}   (ok/diverged {counts})")
+    eng = make_engine(args.steps, 4)
+    n_tavg, n = 3000, eng.n_regions
+    us_b = bench_bold(n_tavg, n, args.repeats)
+    print(f"BOLD (Balloon, post hoc): {us_b * 1e3:.1f} ns per region and temporal-average sample; online "
+          f"in the engine that is {us_b / eng.istep:.4f} us per region-step ({eng.istep} steps per sample)")
+    if res is not None:
+        print(bench_features(res.bold, eng.tr_ms, args.repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""The simulator facade: built from a config or a TVB Simulator; ``simulate(values, index)`` -> BOLD, status.
+
+A result is a pure function of (engine setup, seed, values, index): simulations are run in lanes of
+``lanes`` (a short batch is padded by repeating its last simulation), and a simulation's noise and initial
+history come from (seed, index) only, so batch size, position, rank and restarts never change it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tvbinv_hpc.connectome import Connectome
+from tvbinv_hpc.errors import ConfigError
+from tvbinv_hpc.sim import mpr, params, rng
+from tvbinv_hpc.sim.mpr import STATUS_DIVERGED, STATUS_OK
+
+R_RANGE = (0.0, 2.0)     # TVB's MontbrioPazoRoxin state_variable_range
+V_RANGE = (-2.0, 1.5)
+
+
+@dataclass
+class SimResult:
+    bold: np.ndarray                  # float32 (B, n_bold, N); NaN where diverged
+    status: np.ndarray                # int8 (B,), STATUS_OK or STATUS_DIVERGED
+    steps: np.ndarray                 # int64 (B,), steps integrated (< nstep when the batch stopped early)
+    tavg: np.ndarray | None = None    # float64 (B, n_tavg, 2, N), r and V, when record="tavg"
+    raw: np.ndarray | None = None     # float64 (B, nstep, 2, N), record="raw" (validation only: O(nstep))
+
+
+class Engine:
+    """Batched MPR + BOLD simulator for one connectome and one fixed setup."""
+
+    def __init__(self, conn: Connectome, *, dt: float, length: float, fixed: Mapping[str, Any], seed: int,
+                 ms_per_unit: float = 1.0, tavg_period: float | None = None, bold_tr: float = 2000.0,
+                 bold_transient: float = 0.0, initial_history: np.ndarray | None = None,
+                 history_dtype: type = np.float32, lanes: int = 4, max_block: int = 128,
+                 tvb_order: bool = False):
+        if not dt > 0:
+            raise ConfigError("integrator.dt", f"must be > 0, got {dt}")
+        if not length > 0:
+            raise ConfigError("simulation.length", f"must be > 0, got {length}")
+        if not ms_per_unit > 0:
+            raise ConfigError("simulation.ms_per_unit", f"must be > 0, got {ms_per_unit}")
+        self.n_regions = n = conn.n_regions
+        self.region_labels = list(conn.region_labels)
+        self.connectome = conn
+        self.seed = int(seed)
+        self.dt = float(dt)
+        self.nstep = int(math.ceil(length / dt))           # as TVB's Simulator.__call__
+        self.ms_per_unit = float(ms_per_unit)
+        # tvb_order: validation mode, TVB's float32 ring *and* its summation order (no time blocking: slow)
+        self.tvb_order = bool(tvb_order)
+        self.history_dtype = np.float32 if tvb_order else np.dtype(history_dtype).type
+        self.lanes = int(lanes)
+        self.fixed = {}
+        for key in params.PARAMETERS:
+            try:
+                self.fixed[key] = params.as_fixed(key, fixed[key], n)
+            except ValueError as exc:
+                raise ConfigError(_config_key(key), str(exc)) from None
+        self.idelays = conn.idelays(self.dt)
+        self.topology = mpr.make_topology(conn.weights, self.idelays, self.history_dtype, max_block,
+                                          self.tvb_order)
+        self.horizon = self.topology.horizon
+        period = self.dt if tavg_period is None else float(tavg_period)
+        self.istep = int(round(period / self.dt))                 # TVB's iround(period / dt)
+        if self.istep < 1:
+            raise ConfigError("bold.tavg_period", f"{period} is shorter than dt {self.dt}")
+        self.tavg_period = self.istep * self.dt
+        self.n_tavg = self.nstep // self.istep
+        tavg_ms = self.tavg_period * self.ms_per_unit
+        every = round(bold_tr / tavg_ms)
+        if every < 1 or abs(every * tavg_ms - bold_tr) > 1e-6 * bold_tr:
+            raise ConfigError("bold.tr", f"{bold_tr} ms is not a multiple of the temporal average period "
+                                         f"{tavg_ms} ms (tavg_period * ms_per_unit)")
+        if bold_transient < 0:
+            raise ConfigError("bold.transient", f"must be >= 0, got {bold_transient}")
+        self.tr_ms = every * tavg_ms
+        self.bold_every = every
+        self.bold_first = int(math.ceil(bold_transient / self.tr_ms - 1e-9)) * every
+        self.n_bold = len(range(self.bold_first, self.n_tavg, every))
+        self.bold_dt_s = tavg_ms / 1000.0                          # Balloon step in seconds
+        self.initial_history = None if initial_history is None else self._check_history(initial_history)
+
+    # ---- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], seed: int) -> Engine:
+        from tvbinv_hpc.sim.setup import engine_from_config
+        return engine_from_config(cls, cfg, seed)
+
+    @classmethod
+    def from_tvb(cls, sim, *, seed: int, ms_per_unit: float = 1.0, tavg_period: float | None = None,
+                 bold_tr: float = 2000.0, bold_transient: float = 0.0, **kwargs) -> Engine:
+        from tvbinv_hpc.sim.setup import engine_from_tvb
+        return engine_from_tvb(cls, sim, seed=seed, ms_per_unit=ms_per_unit, tavg_period=tavg_period,
+                               bold_tr=bold_tr, bold_transient=bold_transient, **kwargs)
+
+    # ---- properties -----------------------------------------------------------------------------------
+    @property
+    def bold_times_ms(self) -> np.ndarray:
+        """Time of each BOLD sample in ms (sample k of the Balloon series is at k * tavg period)."""
+        idx = np.arange(self.bold_first, self.n_tavg, self.bold_every)
+        return idx * self.tavg_period * self.ms_per_unit
+
+    @property
+    def tavg_times(self) -> np.ndarray:
+        """Times of the temporal-average samples, model units ((j + 0.5) * period, as TVB)."""
+        return (np.arange(self.n_tavg) + 0.5) * self.tavg_period
+
+    def history_nbytes(self, lanes: int | None = None) -> int:
+        """Bytes of the history ring of one lane group (what bounds the memory of a run)."""
+        lanes = self.lanes if lanes is None else lanes
+        return 2 * self.n_regions * (self.horizon + self.topology.block) * lanes * \
+            np.dtype(self.history_dtype).itemsize
+
+    # ---- initial history --------------------------------------------------------------------------------
+    def _check_history(self, hist: np.ndarray) -> np.ndarray:
+        h = np.asarray(hist, dtype=np.float64)
+        n = self.n_regions
+        if h.ndim == 4 and h.shape[-1] == 1:          # TVB's (time, svar, node, mode)
+            h = h[..., 0]
+        if h.shape == (2, n):
+            h = np.broadcast_to(h, (self.horizon, 2, n))
+        if h.ndim != 3 or h.shape[1:] != (2, n) or h.shape[0] < self.horizon:
+            raise ConfigError("simulation.initial_history",
+                              f"shape {np.shape(hist)}, expected (2, {n}) or (>= {self.horizon}, 2, {n})")
+        h = np.array(h[-self.horizon:])
+        h[:, 0] = np.maximum(h[:, 0], 0.0)             # TVB bounds r >= 0 on every slot
+        return h
+
+    def lane_history(self, k1: np.uint64, k2: np.uint64) -> np.ndarray:
+        """Time-ordered initial history (horizon, 2, N) of one simulation (last = current state), as float64:
+        the given one, or the random one the engine draws from the simulation's keys."""
+        if self.initial_history is not None:
+            return self.initial_history
+        n, h = self.n_regions, self.horizon
+        hist = np.zeros((2, n, h, 1))
+        x = np.zeros((2, n, 1))
+        rng.fill_random_history(hist, x, 0, k1, k2, h, h, R_RANGE[0], R_RANGE[1] - R_RANGE[0], V_RANGE[0],
+                                V_RANGE[1] - V_RANGE[0])
+        times = np.arange(-(h - 1), 1) % h
+        return hist[:, :, times, 0].transpose(2, 0, 1)
+
+    # ---- simulation -------------------------------------------------------------------------------------
+    def simulate(self, values: Mapping[str, np.ndarray], index: np.ndarray, *, record: str | None = None,
+                 nstep: int | None = None) -> SimResult:
+        """Simulate B parameter sets. values[key]: (B,) or (B, N) (nsig also (B, 2)); index: (B,) global
+        simulation indices. record: None, "tavg" (r and V temporal averages) or "raw" (every step)."""
+        index = np.asarray(index)
+        if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"index must be a 1-d integer array, got {index.dtype} {index.shape}")
+        if record not in (None, "tavg", "raw"):
+            raise ValueError(f"record must be None, 'tavg' or 'raw', not {record!r}")
+        nsim, n = index.size, self.n_regions
+        nstep = self.nstep if nstep is None else int(nstep)
+        n_tavg = nstep // self.istep
+        n_bold = len(range(self.bold_first, n_tavg, self.bold_every))
+        res = params.resolve(self.fixed, values, nsim, n)
+        k1, k2 = rng.sim_keys(self.seed, index)
+        out = SimResult(np.full((nsim, n_bold, n), np.nan, np.float32), np.full(nsim, STATUS_OK, np.int8),
+                        np.zeros(nsim, np.int64))
+        if record == "tavg":
+            out.tavg = np.full((nsim, n_tavg, 2, n), np.nan)
+        if record == "raw":
+            out.raw = np.full((nsim, nstep, 2, n), np.nan)
+        for start in range(0, nsim, self.lanes):
+            real = np.arange(start, min(start + self.lanes, nsim))
+            sims = np.concatenate([real, np.full(self.lanes - real.size, real[-1])])   # pad with a copy
+            self._run_group(res, sims, real.size, k1, k2, nstep, n_tavg, n_bold, out)
+        return out
+
+    def _run_group(self, res, sims, nreal, k1, k2, nstep, n_tavg, n_bold, out: SimResult) -> None:
+        n, nb, top = self.n_regions, self.lanes, self.topology
+        ring = self.horizon
+        hist = np.zeros((2, n, ring + top.block, nb), self.history_dtype)
+        x = np.empty((2, n, nb))
+        pos = np.arange(-(self.horizon - 1), 1) % ring               # time t lives at t mod R
+        for b, s in enumerate(sims):
+            if self.initial_history is None:
+                rng.fill_random_history(hist, x, b, k1[s], k2[s], self.horizon, ring, R_RANGE[0],
+                                        R_RANGE[1] - R_RANGE[0], V_RANGE[0], V_RANGE[1] - V_RANGE[0])
+            else:
+                h = self.initial_history                                 # (horizon, 2, N), oldest first
+                hist[:, :, pos, b] = h.transpose(1, 2, 0)
+                x[:, :, b] = h[-1]
+        hist[:, :, ring:] = hist[:, :, np.arange(top.block) % ring]   # the mirror of the first K slots
+        table = params.lane_table(res, sims, self.dt)
+        lane = np.tile(np.arange(nb, dtype=np.int64), n)
+        nctr = np.repeat(np.arange(n, dtype=np.uint64), nb)   # noise counter = step * N + node
+        bold = np.full((nb, n_bold, n), np.nan, np.float32)
+        status = np.full(nb, STATUS_OK, np.int8)
+        rec_tavg = np.full((nb, n_tavg, 2, n), np.nan) if out.tavg is not None else np.zeros((nb, 0, 2, n))
+        rec_raw = np.full((nb, nstep, 2, n), np.nan) if out.raw is not None else np.zeros((nb, 0, 2, n))
+        steps = mpr.run_lanes(
+            top.far_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
+            np.repeat(top.self_w, nb),
+            top.block, ring, hist.reshape(2, n, -1), x.reshape(2, -1), table,
+            np.repeat(k1[sims][None], n, 0).reshape(-1), np.repeat(k2[sims][None], n, 0).reshape(-1),
+            nctr, lane, self.dt, nstep, self.istep,
+            bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
+            bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
+            self.bold_dt_s, self.bold_every, self.bold_first, bold, status, rec_tavg, rec_raw)
+        final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
+        status[final_bad] = STATUS_DIVERGED
+        real = sims[:nreal]
+        bold[status != STATUS_OK] = np.nan
+        out.bold[real] = bold[:nreal]
+        out.status[real] = status[:nreal]
+        out.steps[real] = steps
+        if out.tavg is not None:
+            out.tavg[real] = rec_tavg[:nreal]
+        if out.raw is not None:
+            out.raw[real] = rec_raw[:nreal]
+
+
+def _config_key(key: str) -> str:
+    return "integrator.nsig" if key == params.NSIG else key

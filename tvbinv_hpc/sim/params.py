@@ -1,0 +1,105 @@
+"""Per-simulation parameters: the overridable keys, broadcasting of values, the kernel's parameter table."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from tvbinv_hpc.sim import mpr
+
+PARAMETERS: dict[str, str] = {
+    "model.tau": "MPR time constant tau (model time units)",
+    "model.I": "MPR external current I",
+    "model.Delta": "MPR half-width of the excitability distribution Delta",
+    "model.J": "MPR synaptic weight J",
+    "model.eta": "MPR mean excitability eta (scalar or one per region)",
+    "model.cr": "MPR weight of the coupling through r",
+    "model.cv": "MPR weight of the coupling through V (0 skips the V sum)",
+    "coupling.a": "Linear coupling scale a (global coupling G)",
+    "coupling.b": "Linear coupling offset b",
+    "integrator.noise.nsig": "additive noise nsig, noise = sqrt(2 nsig dt) z; scalar or (nsig_r, nsig_V)",
+}
+MODEL_KEYS = ("tau", "I", "Delta", "J", "eta", "cr", "cv")
+NSIG = "integrator.noise.nsig"
+
+
+def as_fixed(key: str, value, n: int) -> np.ndarray:
+    """A fixed (engine-wide) value as (N,) float64, or (2, N) for nsig; ValueError on a bad shape."""
+    a = np.asarray(value, dtype=np.float64)
+    if key == NSIG:
+        if a.size == 1:
+            return np.full((2, n), float(a.reshape(-1)[0]))
+        if a.shape == (2,):
+            return np.repeat(a[:, None], n, axis=1)
+        if a.shape == (n,):
+            return np.vstack([a, a])
+        if a.shape == (2, n):
+            return a.copy()
+        raise ValueError(f"{key}: shape {a.shape}, expected a scalar, (2,), ({n},) or (2, {n})")
+    if a.size == 1:
+        return np.full(n, float(a.reshape(-1)[0]))
+    if a.shape == (n,):
+        return a.copy()
+    raise ValueError(f"{key}: shape {a.shape}, expected a scalar or one value per region ({n},)")
+
+
+def resolve(fixed: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray], nsim: int,
+            n: int) -> dict[str, np.ndarray]:
+    """Values per simulation: (B, N) per key, (B, 2, N) for nsig; keys not given take the fixed values."""
+    unknown = sorted(set(values) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown simulation parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
+    out = {}
+    for key in PARAMETERS:
+        if key not in values:
+            base = fixed[key]
+            out[key] = np.broadcast_to(base, (nsim,) + base.shape)
+            continue
+        a = np.asarray(values[key], dtype=np.float64)
+        if key == NSIG:
+            if a.shape == (nsim,):
+                a = np.broadcast_to(a[:, None, None], (nsim, 2, n))
+            elif a.shape == (nsim, 2) and n != 2:
+                a = np.broadcast_to(a[:, :, None], (nsim, 2, n))
+            elif a.shape == (nsim, n):
+                a = np.broadcast_to(a[:, None, :], (nsim, 2, n))
+            elif a.shape != (nsim, 2, n):
+                raise ValueError(f"{key}: shape {a.shape}, expected ({nsim},), ({nsim}, 2), ({nsim}, {n}) "
+                                 f"or ({nsim}, 2, {n})")
+        elif a.shape == (nsim,):
+            a = np.broadcast_to(a[:, None], (nsim, n))
+        elif a.shape != (nsim, n):
+            raise ValueError(f"{key}: shape {a.shape}, expected ({nsim},) or ({nsim}, {n})")
+        if np.any(np.isnan(a)):
+            raise ValueError(f"{key}: NaN values")
+        out[key] = a
+    if np.any(out[NSIG] < 0):
+        raise ValueError(f"{NSIG} must be >= 0")
+    if np.any(out["model.tau"] == 0):
+        raise ValueError("model.tau must be non-zero")
+    return out
+
+
+def lane_table(res: Mapping[str, np.ndarray], sims: np.ndarray, dt: float) -> np.ndarray:
+    """The kernel's (N_PAR, N * nb) float64 table for simulations ``sims`` (flat index i * nb + b).
+
+    Derived terms are evaluated as TVB's dfun does (1/tau, Delta/(pi tau), pi**2 tau**2, J tau)."""
+    def flat(a):                       # (nb, N) -> (N * nb,), lanes innermost
+        return np.ascontiguousarray(np.asarray(a)[sims].T).reshape(-1)
+
+    tau, delta, j = flat(res["model.tau"]), flat(res["model.Delta"]), flat(res["model.J"])
+    nsig = np.asarray(res[NSIG])                      # (B, 2, N)
+    table = np.empty((mpr.N_PAR, tau.size))
+    table[mpr.P_INV_TAU] = 1 / tau
+    table[mpr.P_DELTA_PT] = delta / (np.pi * tau)
+    table[mpr.P_PI2TAU2] = np.pi ** 2 * tau ** 2
+    table[mpr.P_JTAU] = j * tau
+    table[mpr.P_ETA] = flat(res["model.eta"])
+    table[mpr.P_I] = flat(res["model.I"])
+    table[mpr.P_CR] = flat(res["model.cr"])
+    table[mpr.P_CV] = flat(res["model.cv"])
+    table[mpr.P_A] = flat(res["coupling.a"])
+    table[mpr.P_B] = flat(res["coupling.b"])
+    table[mpr.P_SIG_R] = np.sqrt(2.0 * flat(nsig[:, 0]) * dt)
+    table[mpr.P_SIG_V] = np.sqrt(2.0 * flat(nsig[:, 1]) * dt)
+    return table
