@@ -81,9 +81,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    rest = [a for a in args.bench_args if a != "--"]
+    if "--scaling" in rest:
+        from tvbinv_hpc import bench_scaling
+
+        return bench_scaling.main([a for a in rest if a != "--scaling"]) or 0
     from tvbinv_hpc import bench
 
-    return bench.main(args.bench_args) or 0
+    return bench.main(rest) or 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -125,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("inspect", cmd_inspect, "layout, names and config of a store (read-only)")
     sp.add_argument("file")
     sp.add_argument("--no-config", action="store_true", help="omit the stored config text")
-    sp = verb("bench", cmd_bench, "time our engine against TVB's NbMPRBackend (same process, one core)")
-    sp.add_argument("bench_args", nargs=argparse.REMAINDER, help="options passed to the benchmark (see --help)")
+    sp = verb("bench", cmd_bench, "time our engine against TVB's NbMPRBackend (same process, one core); "
+              "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share")
+    sp.add_argument("bench_args", nargs=argparse.REMAINDER,
+                    help="options passed to the benchmark (`bench -- --help`, `bench --scaling --help`)")
     sp = verb("launch", cmd_launch, "run a verb under mpiexec with the flags this machine needs "
               "(--allow-run-as-root as root, --oversubscribe beyond the core count)")
     sp.add_argument("-n", type=int, default=2, help="number of ranks")

@@ -347,9 +347,12 @@ def run(args: Any) -> int:
         log.warning("stop signal received during training: exit %d before diagnostics (requeue to finish)",
                     driver.REQUEUE_EXIT)
         return driver.REQUEUE_EXIT
-    summary = _diagnose(s, obs, args.force)
-    if mpi.rank() == 0 and summary:
-        log.info("run complete: outputs in %s", s.output)
+    _diagnose(s, obs, args.force)
+    if mpi.rank() == 0:
+        report = s.output / "diagnostics" / "report.md"
+        if report.exists():
+            print(report.read_text(), flush=True)  # the posterior table, calibration and warnings
+        log.info("run complete: outputs in %s (report: %s)", s.output, report)
     return 0
 
 
