@@ -82,6 +82,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.bench_args if a != "--"]
+    if "--train" in rest:
+        from tvbinv_hpc.inference import bench as train_bench
+
+        return train_bench.main([a for a in rest if a != "--train"]) or 0
     if "--scaling" in rest:
         from tvbinv_hpc import bench_scaling
 
@@ -131,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.add_argument("--no-config", action="store_true", help="omit the stored config text")
     sp = verb("bench", cmd_bench, "time our engine against TVB's NbMPRBackend (same process, one core); "
-              "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share")
+              "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share; "
+              "with --train: NPE training time on 10^4 simulations")
     sp.add_argument("bench_args", nargs=argparse.REMAINDER,
                     help="options passed to the benchmark (`bench -- --help`, `bench --scaling --help`)")
     sp = verb("launch", cmd_launch, "run a verb under mpiexec with the flags this machine needs "
@@ -145,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"] and not {"-h", "--help"} & set(argv[1:2]):
+        # The benchmarks parse their own options (--scaling, --train, --steps, ...).
+        args = argparse.Namespace(process=cmd_bench, bench_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if not getattr(args, "process", None):
         parser.print_help()
         return EXIT_ERROR

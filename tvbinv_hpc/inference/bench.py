@@ -1,24 +1,17 @@
-"""Timing benchmark (not a test): NPE on 10^4 simulations x 20 features x 3 parameters, 1 thread,
-then (with --diagnose) the [diagnose] defaults on 200 test rows.
+"""Training benchmark: NPE on 10^4 simulations x 20 features x 3 parameters on one thread, then (with
+--diagnose) the [diagnose] defaults on 200 test rows.
 
-Run: .venv/bin/python tests/inference/bench_train.py [density_estimator] [--diagnose]   (target: maf <= 60 s)
+Run: ``tvbinv-hpc bench --train [--estimator maf] [--diagnose]``   (target: maf <= 60 s)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
-import torch
-
-torch.set_num_threads(1)
-
-from sbi.utils import BoxUniform  # noqa: E402
-
-from tvbinv_hpc.inference import diagnose, train_posterior  # noqa: E402
 
 
 def _simulate(theta: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -27,13 +20,20 @@ def _simulate(theta: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> np.
     return np.tanh(theta @ w) + 0.1 * theta[:, [0]] ** 2 + noise
 
 
-def main(estimator: str = "maf", run_diagnose: bool = False) -> None:
+def run(estimator: str = "maf", run_diagnose: bool = False) -> None:
+    import torch
+    from sbi.utils import BoxUniform
+
+    from tvbinv_hpc.inference import diagnose, train_posterior
+
+    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     n, d, k = 10_000, 3, 20
     theta = rng.uniform(0, 1, (n, d))
     w = rng.standard_normal((d, k))
     x = _simulate(theta, w, rng)
     prior = BoxUniform(torch.zeros(d), torch.ones(d))
+    cwd = os.getcwd()
     os.chdir(tempfile.mkdtemp())  # prove nothing lands in the cwd
     names, feats = [f"p{i}" for i in range(d)], [f"f{j}" for j in range(k)]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -54,9 +54,14 @@ def main(estimator: str = "maf", run_diagnose: bool = False) -> None:
                  settings={"threads": 1}, outdir="diag", log=lambda m: None)
         print(f"diagnose with defaults (10^4 samples, 200 rows x 1000 draws, expected coverage, plots): "
               f"{time.perf_counter() - t0:.1f} s")
-    print(f"cwd after: {sorted(os.listdir('.'))}")
+    print(f"files left in the working folder: {sorted(os.listdir('.')) or 'none'}")
+    os.chdir(cwd)
 
 
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(*args, run_diagnose="--diagnose" in sys.argv)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tvbinv-hpc bench --train", description=__doc__.splitlines()[0])
+    ap.add_argument("--estimator", default="maf", help="sbi density estimator (default maf)")
+    ap.add_argument("--diagnose", action="store_true", help="also time diagnose with its defaults")
+    a = ap.parse_args(argv)
+    run(a.estimator, a.diagnose)
+    return 0
