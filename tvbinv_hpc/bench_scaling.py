@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,10 +20,12 @@ def _config(base: Path, n_sims: int, length: float) -> Path:
     from tvbinv_hpc.pipeline import quickstart_path
 
     text = quickstart_path().read_text()
-    text = text.replace("n_sims = 1000", f"n_sims = {n_sims}").replace("length = 6000.0", f"length = {length}")
-    text = text.replace('output = "runs/{name}"', f'output = "{base}"')
+    subs = {"n_sims": n_sims, "length": length, "transient": 0.0, "output": f'"{base}"'}
+    for key, value in subs.items():  # whatever the quickstart's values are
+        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
+        if n != 1:
+            raise SystemExit(f"bench --scaling: the quickstart config has no '{key} = ' line")
     text += "\n[stats]\nfeatures = [{ name = \"fc_stats\" }]\n"
-    text = text.replace("transient = 10000.0", "transient = 0.0")
     cfg = base.parent / f"{base.name}.toml"
     cfg.write_text(text)
     return cfg
@@ -57,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     rows = measure(a.ranks, a.n_sims, a.length)
     base = rows[0]["rows"] / rows[0]["wall"] / rows[0]["ranks"]
-    print(f"simulate scaling: quickstart model, {a.n_sims} simulations of {a.length:g} units each")
+    print(f"simulate scaling: quickstart model (76 regions, delays, noise), {rows[0]['rows']} simulations "
+          f"of {a.length:g} model units each, one core per rank")
     print(f"{'ranks':>5} {'wall s':>8} {'sims/s':>8} {'efficiency':>10} {'HDF5 write share':>17}  writer")
     for r in rows:
         rate = r["rows"] / r["wall"]

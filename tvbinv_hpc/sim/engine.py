@@ -203,7 +203,7 @@ class Engine:
             nctr, lane, self.dt, nstep, self.istep,
             bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
             bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
-            self.bold_dt_s, self.bold_every, self.bold_first, bold, status, rec_tavg, rec_raw)
+            self.bold_dt_s, self.bold_every, self.bold_first, bold, status, rec_tavg, rec_raw, (0,) * nb)
         final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
         status[final_bad] = STATUS_DIVERGED
         real = sims[:nreal]

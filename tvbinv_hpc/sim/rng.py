@@ -19,6 +19,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31, _S11, _S12, _S1 = (np.uint64(s) for s in (30, 27, 31, 11, 12, 1))
 _ONE = np.uint64(1)
 _S32 = np.uint64(32)
+_U8, _U1 = np.uint32(8), np.uint32(1)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _F = np.float32
 _F_ANGLE = np.float32(1.5707963267948966 / 16777216.0)
@@ -65,19 +66,31 @@ def uniform(h: np.uint64) -> float:
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")
-def normal_pair(h: np.uint64) -> tuple[np.float32, np.float32]:
-    """Two independent standard normals (float32) from one random word, Box-Muller in float32 (16 SIMD
-    lanes): the high 32 bits give the radius (|z| <= 6.77; P(|z| > 6.77) = 1.3e-11), 24 bits the angle in
-    [0, pi/2), 2 bits the quadrant."""
-    y = np.float32(np.int64(h >> _S32)) + _F(0.5)               # (0, 2**32), relative precision is enough
+def box_muller32(hi: np.uint32, lo: np.uint32) -> tuple[np.float32, np.float32]:
+    """Two independent standard normals (float32) from the two halves of a random word, Box-Muller in
+    float32: hi gives the radius (|z| <= 6.77; P(|z| > 6.77) = 1.3e-11), 24 bits of lo the angle in
+    [0, pi/2), 2 bits the quadrant.  32-bit inputs only: a loop of it runs at 16 SIMD lanes."""
+    y = np.float32(hi) + _F(0.5)                                 # (0, 2**32), relative precision is enough
     q = _F(22.18071) - log32_positive(y)                         # -ln(y / 2**32) >= 0
     radius = np.sqrt(_F(2.0) * (q if q > _F(0.0) else _F(0.0)))
-    low = np.int64(h & _LOW32)
-    phi = np.float32(low >> 8) * _F_ANGLE - _F_QUARTER_PI
+    phi = np.float32(np.uint32(lo >> _U8)) * _F_ANGLE - _F_QUARTER_PI     # uint32 casts: numba widens
     s, c = sincos_quarter32(phi)
-    sx = _F(1.0) - _F(2.0) * np.float32(low & 1)
-    sy = _F(1.0) - _F(2.0) * np.float32((low >> 1) & 1)
+    sx = _F(1.0) - _F(2.0) * np.float32(np.uint32(lo & _U1))
+    sy = _F(1.0) - _F(2.0) * np.float32(np.uint32((lo >> _U1) & _U1))
     return sx * radius * ((c - s) * _F_INV_SQRT2), sy * radius * ((s + c) * _F_INV_SQRT2)
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def halves(h: np.uint64) -> tuple[np.uint32, np.uint32]:
+    """The high and low 32 bits of a random word (box_muller32's inputs)."""
+    return np.uint32(h >> _S32), np.uint32(h & _LOW32)
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def normal_pair(h: np.uint64) -> tuple[np.float32, np.float32]:
+    """Two independent standard normals (float32) from one random word (box_muller32 of its halves)."""
+    hi, lo = halves(h)
+    return box_muller32(hi, lo)
 
 
 @nb.njit(cache=True, error_model="numpy")
