@@ -1,5 +1,4 @@
 """Real mpiexec runs of the MPI plumbing: abort hook, broadcast errors, the work counter, info."""
-import time
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,13 @@ pytestmark = pytest.mark.mpi
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_abort_hook_ends_job_with_rank1_traceback(run_mpi, n):
-    t0 = time.monotonic()
+    # A hang fails through run_mpi's timeout (the job must end by itself, well within it).
     res = run_mpi(n, [str(HERE / "abort_rank1.py")], timeout=60)
     assert res.returncode != 0
     out = res.stdout + res.stderr
     assert "deliberate failure on rank 1" in out
     assert f"[rank 1/{n}" in out and "Traceback" in out
     assert "unreachable" not in out
-    assert time.monotonic() - t0 < 60
 
 
 @pytest.mark.parametrize("n", [2, 3])

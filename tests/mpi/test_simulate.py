@@ -165,13 +165,11 @@ def test_signal_on_one_rank_requeues_then_restart_completes(run_mpi, tmp_path, r
 def test_bad_config_same_error_every_rank_no_file(run_mpi, tmp_path, reference):
     cfg = make_cfg(tmp_path, reference)
     cfg.write_text(cfg.read_text().replace("dt = 0.02", "dt = -0.02"))
-    t0 = time.monotonic()
-    res = run_mpi(3, ["-m", "tvbinv_hpc", "simulate", str(cfg)], timeout=120)
+    res = run_mpi(3, ["-m", "tvbinv_hpc", "simulate", str(cfg)], timeout=120)  # a hang fails here
     assert res.returncode == 2
     assert res.stderr.count("config key 'integrator.dt': must be > 0") == 1  # said once, by rank 0
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
-    assert time.monotonic() - t0 < 120
 
 
 def test_restart_with_changed_config_is_refused(run_mpi, tmp_path, reference):
