@@ -118,6 +118,9 @@ def test_kill9_then_restart_with_other_rank_count(run_mpi, tmp_path, reference, 
     proc = _launch(2, cfg)
     try:
         _wait_rows(store_path, moment)
+        from tvbinv_hpc.inspect import inspect_text, status_text
+
+        assert "pending" in status_text(store_path) and "theta" in inspect_text(store_path)  # while it writes
         time.sleep(np.random.default_rng(moment).uniform(0, 0.3))  # a random moment inside a batch
         if victim == "rank":
             pids = _rank_pids(cfg)
