@@ -236,3 +236,17 @@ def test_saved_bold_is_identical_for_both_writers(run_mpi, tmp_path, reference, 
     theta = rows(reference[0])["theta"][[0, 5, 17]]
     again = s.engine.simulate(s.prior.values(theta), np.array([0, 5, 17])).bold
     assert again.tobytes() == bold[[0, 5, 17]].tobytes()
+
+
+@pytest.mark.parametrize("writer", ["mpio", "root"])
+def test_crash_on_one_rank_mid_run_aborts_and_restart_completes(run_mpi, tmp_path, reference, writer):
+    cfg = make_cfg(tmp_path, reference)
+    cfg.write_text(cfg.read_text() + f'\n[store]\nwriter = "{writer}"\n')
+    script = Path(__file__).parent / "scripts" / "crash_in_batch.py"
+    # Slow batches keep rank 0 mid-run (writing with the file open) when rank 1 fails; a hang fails here.
+    res = run_mpi(2, [str(script), str(cfg)], timeout=120, env={"TVBINV_TEST_BATCH_DELAY": "0.3"})
+    assert res.returncode != 0
+    assert "deliberate failure inside a batch on rank 1" in res.stderr and "[rank 1/2" in res.stderr
+    res = run_mpi(2, ["-m", "tvbinv_hpc", "simulate", str(cfg)], timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert_same_store(reference[0], tmp_path / "out" / "store.h5")

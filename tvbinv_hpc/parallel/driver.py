@@ -149,8 +149,13 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
             }
         record = comm.bcast(record, root=0)
         w.add_session(record)
-    finally:
-        w.close()
+    except BaseException:
+        # An mpio file's close is collective: a rank failing alone would hang there. Abort the job instead
+        # (the failing rank's traceback is printed; finished rows are already in the file).
+        if nranks > 1:
+            mpi.abort_on_exception(*sys.exc_info())
+        raise
+    w.close()
     return Outcome(record["rows_done"], record["counts"].get("pending", 0), record["stopped_by_signal"],
                    record["wall_seconds"], record["write_seconds_max"], record["counts"])
 
