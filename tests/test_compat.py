@@ -12,6 +12,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tvbinv_support import assert_same_store
+from tvbinv_support import store_rows as rows
 
 from tvbinv_hpc.errors import InputError, TvbinvError
 from tvbinv_hpc.parallel import store
@@ -41,17 +43,6 @@ def build(n: int = 16, seed: int = 42):
     prior = PytorchPrior(["coupling.a"], torch.distributions.Uniform(0.1, 0.3))
     model = sbiModel(template(), prior)
     return model, model.generate_sim_seq(n, seed=seed), [BoldFCDForSBI(win_len=5), Metric("fc_stats")]
-
-
-def rows(path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return {k: f[k][...] for k in ("theta", "x", "status", "split")}
-
-
-def assert_same_rows(a, b) -> None:
-    ra, rb = rows(a), rows(b)
-    for k in ra:
-        assert ra[k].tobytes() == rb[k].tobytes(), f"{k} differs between {a} and {b}"
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +109,7 @@ def test_restart_completes_pending_rows_identically(reference, tmp_path):
             f["bold"][i] = np.nan
     out = run_local(seq, metrics, checkpoint_dir=tmp_path, filename="ref.h5", save_bold=True, **RUN)
     assert out.rows_done == len(reset) and out.pending == 0
-    assert_same_rows(path, copy)
+    assert_same_store(path, copy)
     hook = sys.excepthook
     again = run_local(seq, metrics, checkpoint_dir=tmp_path, filename="ref.h5", save_bold=True, **RUN)
     assert again.rows_done == 0 and len(store.sessions(copy)) == 3
@@ -231,7 +222,7 @@ def test_run_mpi_two_ranks_equals_run_local(reference, run_mpi, tmp_path):
     res = run_mpi(2, [str(script), str(tmp_path)], timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pending 0" in res.stdout
-    assert_same_rows(reference[0], tmp_path / "mpi.h5")
+    assert_same_store(reference[0], tmp_path / "mpi.h5")
     with h5py.File(reference[0], "r") as a, h5py.File(tmp_path / "mpi.h5", "r") as b:
         assert a["bold"][...].tobytes() == b["bold"][...].tobytes()
         assert a.attrs["config_hash"] == b.attrs["config_hash"]

@@ -97,3 +97,18 @@ def write_small_connectome(path: Path, n: int = 8, seed: int = 3) -> Path:
     np.fill_diagonal(tl, 0.0)
     np.savez(path, weights=w, tract_lengths=tl, region_labels=np.array([f"r{i}" for i in range(n)]))
     return path
+
+
+def store_rows(path: Path) -> dict:
+    """The row datasets of a store (theta, x, status, split), read-only."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {k: f[k][...] for k in ("theta", "x", "status", "split")}
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    """Two stores hold bit-identical rows."""
+    ra, rb = store_rows(a), store_rows(b)
+    for k in ra:
+        assert ra[k].tobytes() == rb[k].tobytes(), f"{k} differs between {a} and {b}"

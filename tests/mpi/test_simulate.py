@@ -12,23 +12,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from tvbinv_support import assert_same_store
+from tvbinv_support import store_rows as rows
 
 from tvbinv_hpc.launch import mpiexec_command
 from tvbinv_hpc.parallel.driver import REQUEUE_EXIT
 
 pytestmark = pytest.mark.mpi
 N_SIMS = 36
-
-
-def rows(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as f:
-        return {k: f[k][...] for k in ("theta", "x", "status", "split")}
-
-
-def assert_same_store(a: Path, b: Path) -> None:
-    ra, rb = rows(a), rows(b)
-    for k in ra:
-        assert ra[k].tobytes() == rb[k].tobytes(), f"{k} differs between {a} and {b}"
 
 
 @pytest.fixture(scope="module")

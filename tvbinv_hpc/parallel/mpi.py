@@ -190,16 +190,11 @@ class StopRequest:
 
     def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1)):
         self.received: int | None = None
-        self._old = {}
         for sig in signals:
-            self._old[sig] = signal.signal(sig, self._handler)
+            signal.signal(sig, self._handler)
 
     def _handler(self, signum: int, frame: Any) -> None:
         self.received = signum
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 _STOP: StopRequest | None = None
