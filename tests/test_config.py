@@ -20,6 +20,8 @@ MISTAKES = [
     ("[observation]\nsource = 3\n", "observation.source", "a string"),
     ("[train]\nlearning_rate = -1.0\n", "train.learning_rate", ""),
     ("[diagnose]\nnum_samples = 'many'\n", "diagnose.num_samples", ""),
+    ("[bold]\nstart = 'cold'\n", "bold.start", "not one of"),
+    ("[integrator]\nscheme = 'rk4'\n", "integrator.scheme", "not one of"),
 ]
 
 
@@ -53,6 +55,9 @@ def test_each_mistake_names_its_key(small_config, text, key, word, tmp_path):
     (("speed = 3.0", "speed = true"), "connectome.speed"),
     (('{ name = "fc_stats" }', '{ name = "fc_nope" }'), "stats.features[0].name"),
     (("win_len = 5", "win_len = 500"), "stats.features"),
+    (("transient = 500.0", "transient = 'later'"), "bold.transient"),
+    (("warmup = 500.0", "warmup = -1.0"), "bold.warmup"),
+    (("warmup = 500.0", "warmup = 800.0"), "bold.transient"),          # BOLD before the Balloon starts
 ])
 def test_value_mistakes(small_config, replace, key, tmp_path):
     path = small_config()

@@ -62,6 +62,8 @@ ms_per_unit = 10.0
 [bold]
 tavg_period = 0.1
 tr = 500.0
+warmup = 500.0
+transient = 500.0
 
 [stats]
 features = [{{ name = "fc_stats" }}, {{ name = "fcd_stats", win_len = 5, min_lag = 2 }},

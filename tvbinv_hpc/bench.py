@@ -99,8 +99,10 @@ def make_engine(nstep: int, lanes: int, history_dtype=np.float32):
              "model.eta": s["eta"], "model.cr": 1.0, "model.cv": 0.0, "coupling.a": s["a"], "coupling.b": 0.0,
              "integrator.noise.nsig": list(s["nsig"])}
     tr = 20 * s["tavg_period"] * s["ms_per_unit"]            # short TR: enough BOLD samples for the features
+    # tvb_delays: the delays of the TVB Simulator it is compared with (speed 3 per model unit of 10 ms)
     return Engine(conn, dt=s["dt"], length=nstep * s["dt"], fixed=fixed, seed=1, ms_per_unit=s["ms_per_unit"],
-                  tavg_period=s["tavg_period"], bold_tr=tr, lanes=lanes, history_dtype=history_dtype)
+                  tavg_period=s["tavg_period"], bold_tr=tr, lanes=lanes, history_dtype=history_dtype,
+                  tvb_delays=True)
 
 
 def bench_engine(nstep: int, repeats: int, lanes: int, history_dtype=np.float32) -> tuple[float, object]:

@@ -20,7 +20,7 @@ def _config(base: Path, n_sims: int, length: float) -> Path:
     from tvbinv_hpc.pipeline import quickstart_path
 
     text = quickstart_path().read_text()
-    subs = {"n_sims": n_sims, "length": length, "transient": 0.0, "output": f'"{base}"'}
+    subs = {"n_sims": n_sims, "length": length, "warmup": 0.0, "transient": 0.0, "output": f'"{base}"'}
     for key, value in subs.items():  # whatever the quickstart's values are
         text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
         if n != 1:

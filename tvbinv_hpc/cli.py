@@ -90,6 +90,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from tvbinv_hpc import bench_scaling
 
         return bench_scaling.main([a for a in rest if a != "--scaling"]) or 0
+    if "--stability" in rest:
+        from tvbinv_hpc.sim import stability
+
+        return stability.main([a for a in rest if a != "--stability"]) or 0
     from tvbinv_hpc import bench
 
     return bench.main(rest) or 0
@@ -136,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-config", action="store_true", help="omit the stored config text")
     sp = verb("bench", cmd_bench, "time our engine against TVB's NbMPRBackend (same process, one core); "
               "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share; "
-              "with --train: NPE training time on 10^4 simulations")
+              "with --train: NPE training time on 10^4 simulations; with --stability: diverged fraction "
+              "of the fixed and adaptive schemes at the seed's settings")
     sp.add_argument("bench_args", nargs=argparse.REMAINDER,
                     help="options passed to the benchmark (`bench -- --help`, `bench --scaling --help`)")
     sp = verb("launch", cmd_launch, "run a verb under mpiexec with the flags this machine needs "

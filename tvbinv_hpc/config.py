@@ -80,6 +80,8 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
 
     extra: dict[str, dict[str, Any]] = {
         "connectome.normalize": {"choices": ("none", "max")},
+        "integrator.scheme": {"choices": ("adaptive", "fixed")},
+        "bold.start": {"choices": ("steady", "rest")},
     }
     out: dict[str, dict[str, Key]] = {}
     for section, keys in DEFAULTS.items():
@@ -87,7 +89,9 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
         for key, (default, doc) in keys.items():
             if isinstance(default, bool):
                 types: tuple[type, ...] = (bool,)
-            elif f"{section}.{key}" in POSITIVE or f"{section}.{key}" == "bold.transient":
+            elif f"{section}.{key}" == "bold.transient":
+                types = (float, str)           # a number of ms or "auto"
+            elif f"{section}.{key}" in POSITIVE or f"{section}.{key}" == "bold.warmup":
                 types = (float,)
             elif isinstance(default, (float, list)):
                 types = FLOAT_OR_LIST
@@ -156,8 +160,13 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any
     b = cfg["budget"]
     if not 0.0 <= b["test_fraction"] < 1.0:
         raise ConfigError("budget.test_fraction", f"must be in [0, 1), got {b['test_fraction']}")
-    if cfg["bold"]["transient"] < 0 or cfg["stats"]["burn_in"] < 0:
-        raise ConfigError("bold.transient" if cfg["bold"]["transient"] < 0 else "stats.burn_in", "must be >= 0")
+    transient = cfg["bold"]["transient"]
+    if isinstance(transient, str) and transient != "auto":
+        raise ConfigError("bold.transient", f"expected a number of ms or 'auto', got {transient!r}")
+    for key, value in (("bold.transient", transient), ("bold.warmup", cfg["bold"]["warmup"]),
+                       ("stats.burn_in", cfg["stats"]["burn_in"])):
+        if not isinstance(value, str) and value < 0:
+            raise ConfigError(key, f"must be >= 0, got {value}")
     cfg["run"]["output"] = cfg["run"]["output"].replace("{name}", cfg["run"]["name"])
     if base_dir is not None:
         cfg["run"]["output"] = str((base_dir / cfg["run"]["output"]).resolve())

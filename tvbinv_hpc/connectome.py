@@ -25,14 +25,15 @@ class Connectome:
     region_labels: list[str]
     hemispheres: np.ndarray | None = None   # (N,) bool, True = right, when the source has it
     centres: np.ndarray | None = None       # (N, 3) float64, when the source has it
-    speed: float = 3.0                      # conduction speed, mm/ms
+    speed: float = 3.0                      # conduction speed, m/s = mm/ms
 
     @property
     def n_regions(self) -> int:
         return self.weights.shape[0]
 
     def idelays(self, dt_ms: float) -> np.ndarray:
-        """Integer delays in steps, ``rint(tract_length / speed / dt)`` exactly as TVB's Connectivity."""
+        """Integer delays in steps of ``dt_ms``, ``rint(tract_length / speed / dt)`` exactly as TVB's
+        Connectivity (TVB passes its dt in model units: see Engine's tvb_delays)."""
         return idelays(self.tract_lengths, self.speed, dt_ms)
 
 
@@ -107,7 +108,7 @@ def load_connectome(source: str, speed: float = 3.0, normalize: str = "max",
     if normalize not in ("none", "max"):
         raise ConfigError("connectome.normalize", f"must be 'none' or 'max', not {normalize!r}")
     if not (float(speed) > 0):
-        raise ConfigError("connectome.speed", f"must be > 0 (mm/ms), got {speed!r}")
+        raise ConfigError("connectome.speed", f"must be > 0 (m/s), got {speed!r}")
     source = str(source)
     named = tvb_data_path(source) if os.sep not in source and not os.path.exists(source) else None
     path = named or os.path.expanduser(source)

@@ -170,8 +170,8 @@ def _train(s: Setup, force: bool) -> None:
             rows["theta"][ok], rows["x"][ok], s.prior.torch(), settings, param_names=s.prior.names,
             feature_names=s.features.names, prior_spec=s.prior.to_spec(),
             meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": settings["seed"],
-                  "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node, log=log.info,
-            tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
+                  "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node
+            log=log.info, tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
         inference.save_posterior(path, trained)
         log.info("train: saved %s", path)
 
@@ -303,11 +303,12 @@ def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] 
         o = obs or observe(s)
         trained = inference.load_posterior(posterior_path(s), s.prior.torch(), log=log.info)
         test = store.read_rows(s.cfg["store"]["path"], split=store.TEST, ok_only=True)
+        health = _health(s)
         rng_index = np.arange(PPC_OFFSET * 2, PPC_OFFSET * 2 + 4000)
         summary = inference.diagnose(
             trained, x_obs=o.x, theta_true=o.theta_true, theta_test=test["theta"], x_test=test["x"],
             prior_samples=s.prior.sample(rng_index, s.seed), prior_std=s.prior.mean_std()[1],
-            settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info,
+            settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info, health=health,
             ppc_simulate=(lambda th: mpi.call_all(services, "ppc", th)) if s.cfg["diagnose"]["ppc_draws"] else None)
         summary["run_key"] = key
         summary["observation_source"] = o.source
@@ -317,6 +318,16 @@ def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] 
         return summary
 
     return mpi.lead(task, services)
+
+
+def _health(s: Setup) -> dict[str, Any]:
+    """Divergence per prior region and start-up-artefact counts of the store's simulations."""
+    from tvbinv_hpc.inference.health import simulation_health
+
+    path = s.cfg["store"]["path"]
+    rows = store.read_rows(path, split=None, ok_only=False)
+    return simulation_health(rows["theta"], rows["status"], s.prior.names, diverged_code=store.DIVERGED,
+                             done_codes=(store.OK, store.DIVERGED, store.ERROR), sessions=store.sessions(path))
 
 
 def _json_default(o: Any) -> Any:

@@ -27,11 +27,13 @@ def test_balloon_equals_tvb(period_ms):
     assert np.abs(ours - ref).max() <= 1e-6 * np.abs(ref).max()
 
 
-def _engine(ms_per_unit, tr, transient=0.0, nstep=3000):
+def _engine(ms_per_unit, tr, transient=0.0, nstep=3000, **kw):
+    """TVB's conventions by default: the Balloon at rest at t = 0, delays in steps of dt model units."""
     from tvbinv_hpc.connectome import load_connectome
     conn = load_connectome("connectivity_66", 3.0, "max", False)
+    kw = {"bold_start": "rest", "tvb_delays": True, **kw}
     return Engine(conn, dt=0.01, length=nstep * 0.01, fixed={**FIXED, "coupling.a": 0.3}, seed=5,
-                  ms_per_unit=ms_per_unit, tavg_period=0.1, bold_tr=tr, bold_transient=transient)
+                  ms_per_unit=ms_per_unit, tavg_period=0.1, bold_tr=tr, bold_transient=transient, **kw)
 
 
 @pytest.mark.parametrize("ms_per_unit", [1.0, 10.0])

@@ -33,7 +33,7 @@ def test_contract(engine):
     assert res.bold.dtype == np.float32 and res.bold.shape == (3, engine.n_bold, engine.n_regions)
     assert res.status.dtype == np.int8 and res.status.tolist() == [1, 1, 1]
     assert engine.n_bold == 30 and engine.tr_ms == 10.0 and engine.nstep == 3000
-    assert len(engine.region_labels) == engine.n_regions == 66 and engine.horizon > 1000
+    assert len(engine.region_labels) == engine.n_regions == 66 and engine.horizon > 100
     assert np.all(np.isfinite(res.bold)) and np.ptp(res.bold[:, 5:]) > 0
 
 
@@ -62,6 +62,9 @@ def test_seed_changes_noise_and_history(engine):
 
 
 def test_divergence_is_isolated(engine):
+    """TVB's fixed step (the adaptive scheme keeps these runs finite, see test_stability)."""
+    engine = Engine(engine.connectome, dt=0.01, length=30.0, fixed=FIXED, seed=11, ms_per_unit=10.0,
+                    tavg_period=0.1, bold_tr=10.0, scheme="fixed")
     vals = _values(6, seed=2)
     ok = engine.simulate(vals, np.arange(6))
     bad_vals = {k: v.copy() for k, v in vals.items()}
@@ -169,7 +172,7 @@ def test_zero_delay_and_short_delay_edges(min_delay_steps):
     w = rs.uniform(0.1, 1.0, (n, n)) * (rs.random((n, n)) < 0.7)
     tl = rs.uniform(3.0, 30.0, (n, n))
     tl[0, 1] = tl[2, 3] = tl[4, 4] = tl[1, 1] = 0.0                   # zero delays, off-diagonal and self
-    tl[3, 5] = min_delay_steps * 0.03                                   # speed 3 mm/ms, dt 0.01
+    tl[3, 5] = min_delay_steps * 0.3              # speed 3 m/s, steps of dt * ms_per_unit = 0.1 ms: 0.3 mm
     w[3, 5] = w[0, 1] = w[2, 3] = w[4, 4] = 0.5
     conn = Connectome(w, tl, [f"r{i}" for i in range(n)], speed=3.0)
     fixed = {**FIXED, "integrator.noise.nsig": 0.0, "coupling.a": 0.3, "model.cv": 0.4}

@@ -15,17 +15,19 @@ CFG = {
     "coupling": {"a": 0.4, "b": 0.0},
     "integrator": {"dt": 0.01, "nsig": [0.035, 0.07]},
     "simulation": {"length": 20.0, "ms_per_unit": 10.0, "initial_history": "random"},
-    "bold": {"tavg_period": 0.1, "tr": 10.0, "transient": 0.0},
+    "bold": {"tavg_period": 0.1, "tr": 10.0, "transient": 0.0, "warmup": 0.0},
 }
 
 
 def test_config_and_tvb_paths_are_identical():
+    """At 1 ms per model unit (TVB's clock) a config and the TVB Simulator it describes are one engine."""
     import tvb.simulator.lab as lab
-    from_cfg = Engine.from_config(CFG, seed=7)
+    cfg = {**CFG, "simulation": {**CFG["simulation"], "ms_per_unit": 1.0}, "bold": {**CFG["bold"], "tr": 1.0}}
+    from_cfg = Engine.from_config(cfg, seed=7)
     sim = tvb_sim("connectivity_66", nstep=2000, a=0.4, cv=0.2, nsig=[0.035, 0.07],
                   monitors=[lab.monitors.TemporalAverage(period=0.1)])
-    from_tvb = Engine.from_tvb(sim, seed=7, ms_per_unit=10.0, bold_tr=10.0)
-    for attr in ("n_regions", "nstep", "horizon", "n_bold", "tr_ms", "dt", "istep"):
+    from_tvb = Engine.from_tvb(sim, seed=7, ms_per_unit=1.0, bold_tr=1.0)
+    for attr in ("n_regions", "nstep", "horizon", "n_bold", "tr_ms", "dt", "istep", "speed_m_per_s"):
         assert getattr(from_cfg, attr) == getattr(from_tvb, attr), attr
     assert from_cfg.region_labels == from_tvb.region_labels
     values = {"coupling.a": np.array([0.3, 0.45, 0.4]), "model.eta": np.array([-4.6, -4.4, -4.8])}
@@ -35,16 +37,38 @@ def test_config_and_tvb_paths_are_identical():
     assert a.status.tolist() == [1, 1, 1]
 
 
+def test_speed_is_physical_and_tvb_keeps_its_semantics():
+    """connectome.speed is m/s whatever ms_per_unit is; a TVB Simulator's speed is mm per model unit (TVB
+    takes the unit as 1 ms), so at 10 ms per unit TVB's 30 is the config's 3 m/s (delays within rounding)."""
+    from_cfg = Engine.from_config(CFG, seed=7)                       # 3 m/s, 10 ms per unit
+    assert from_cfg.speed_m_per_s == 3.0
+    sim = tvb_sim("connectivity_66", nstep=2000, speed=30.0)
+    from_tvb = Engine.from_tvb(sim, seed=7, ms_per_unit=10.0, bold_tr=10.0)
+    assert from_tvb.speed_m_per_s == pytest.approx(3.0)
+    assert np.abs(from_cfg.idelays - from_tvb.idelays).max() <= 1
+    assert from_cfg.max_delay_ms == pytest.approx(from_tvb.max_delay_ms, abs=0.1)
+    # TVB's steps: rint(length / speed / dt) with dt in model units, bit for bit as TVB's Connectivity
+    assert np.array_equal(from_tvb.idelays, sim.connectivity.idelays)
+    tl = sim.connectivity.tract_lengths
+    assert np.array_equal(from_cfg.idelays, np.rint(tl / 3.0 / (0.01 * 10.0)).astype(int))
+    # physiology: an unphysiological speed and long delays are warned about, not refused
+    slow = Engine.from_config({**CFG, "connectome": {**CFG["connectome"], "speed": 0.3}}, seed=0)
+    warns = " ".join(slow.physiology_warnings())
+    assert "0.3 m/s" in warns and "delays reach" in warns and not from_cfg.physiology_warnings()
+
+
 def test_defaults_fill_every_key():
     assert set(DEFAULTS) == {"connectome", "model", "coupling", "integrator", "simulation", "bold"}
     for name, keys in DEFAULTS.items():
         for key, (_value, doc) in keys.items():
             assert doc and isinstance(doc, str), f"{name}.{key}"
         assert section({}, name) == {k: v for k, (v, _) in keys.items()}
-    eng = Engine.from_config({"simulation": {"length": 1.0}}, seed=0)
+    eng = Engine.from_config({}, seed=0)
     assert eng.n_regions == 76 and eng.ms_per_unit == 10.0 and eng.tr_ms == 2000.0
-    assert eng.n_bold == 1                   # only sample 0 (resting state), as tvb-inversion's y[::2000]
-    assert Engine.from_config({}, seed=0).n_bold == 150     # the seed: 30000 units x 10 ms, TR 2 s
+    assert eng.scheme == "adaptive" and eng.bold_start == "steady" and eng.bold_warmup_ms == 2000.0
+    # transient "auto": 2 s warm-up + 5 x 3.08 s Balloon settling = 17.4 s, rounded up to 9 TRs of 2 s
+    assert eng.bold_transient_ms == pytest.approx(17400.0) and eng.bold_first == 9 * 2000
+    assert eng.n_bold == 150 - 9                            # the seed's 30000 units x 10 ms, TR 2 s
 
 
 @pytest.mark.parametrize("section_name,key,value,match", [
@@ -112,3 +136,22 @@ def test_unsupported_tvb_settings_are_named():
     sim = tvb_sim("connectivity_66", configure=False)
     sim.integrator.noise.ntau = 1.0
     _refused(sim, "ntau")
+
+
+@pytest.mark.parametrize("ms_per_unit,expected", [(1.0, 1000), (10.0, 100)])
+def test_known_lengths_give_physical_delay_steps(ms_per_unit, expected):
+    """30 mm at 3 m/s is 10 ms whatever the model clock: 1000 steps of 0.01 ms, or 100 of 0.1 ms."""
+    from tvbinv_hpc.connectome import Connectome
+    w = np.array([[0.0, 1.0], [1.0, 0.0]])
+    tl = np.array([[0.0, 30.0], [30.0, 0.0]])
+    eng = Engine(Connectome(w, tl, ["a", "b"], speed=3.0), dt=0.01, length=10.0, fixed=CFG_FIXED, seed=0,
+                 ms_per_unit=ms_per_unit, tavg_period=0.1, bold_tr=10 * 0.1 * ms_per_unit)
+    assert eng.idelays[0, 1] == expected and eng.max_delay_ms == pytest.approx(10.0)
+    tvb = Engine(Connectome(w, tl, ["a", "b"], speed=3.0), dt=0.01, length=10.0, fixed=CFG_FIXED, seed=0,
+                 ms_per_unit=ms_per_unit, tavg_period=0.1, bold_tr=10 * 0.1 * ms_per_unit, tvb_delays=True)
+    assert tvb.idelays[0, 1] == 1000 and tvb.speed_m_per_s == pytest.approx(3.0 / ms_per_unit)
+
+
+CFG_FIXED = {"model.tau": 1.0, "model.I": 0.0, "model.Delta": 0.7, "model.J": 14.5, "model.eta": -4.6,
+             "model.cr": 1.0, "model.cv": 0.0, "coupling.a": 0.5, "coupling.b": 0.0,
+             "integrator.noise.nsig": 0.0}

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc.inference.diagnostics import QUANTILES
+from tvbinv_hpc.inference.health import health_lines
 
 NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training")
 
@@ -204,6 +205,10 @@ def build_summary(result: dict) -> dict:
     meta = result.get("meta", {})
     summary["model"] = {"config_hash": meta.get("config_hash"), "builder": meta.get("builder"),
                         "versions": meta.get("versions")}
+    health = result.get("health")
+    if health:
+        summary["simulations"] = health
+        warnings += health["warnings"]
     summary["warnings"] = warnings
     return summary
 
@@ -252,5 +257,7 @@ def write_report(path: str | Path, summary: dict) -> None:
                          f"RMSE = {_fmt(ppc.get('fc_rmse'))}.")
         missed = ", ".join(ppc["features_abs_z_gt_3"]) or "none"
         lines.append(f"Features off by > 3 predictive std: {missed}.")
+    if summary.get("simulations"):
+        lines += [""] + health_lines(summary["simulations"])
     lines += ["", "## Warnings", ""] + ([f"- {w}" for w in summary["warnings"]] or ["- none"])
     Path(path).write_text("\n".join(lines) + "\n")

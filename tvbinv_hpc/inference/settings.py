@@ -17,6 +17,7 @@ DENSITY_ESTIMATORS = (
     "zuko_maf", "zuko_nsf", "zuko_nice", "zuko_naf", "zuko_unaf", "zuko_sospf", "zuko_gf", "zuko_bpf",
 )
 Z_SCORE_CHOICES = ("independent", "structured", "none")
+Z_SCORE_X_CHOICES = ("robust",) + Z_SCORE_CHOICES
 COVERAGE_CHOICES = ("expected", "tarp", "both", "none")
 
 TRAIN_DEFAULTS: dict[str, tuple[Any, str]] = {
@@ -26,7 +27,9 @@ TRAIN_DEFAULTS: dict[str, tuple[Any, str]] = {
     "num_bins": (10, "spline bins (nsf, maf_rqs, zuko_nsf)"),
     "num_components": (10, "mixture components (mdn)"),
     "z_score_theta": ("independent", "standardise theta: independent, structured or none"),
-    "z_score_x": ("independent", "standardise x (features): independent, structured or none"),
+    "z_score_x": ("robust", "standardise x (features): robust ((x - median) / IQR, then asinh: heavy-tailed "
+                            "features such as FCD fluidity keep their order without dominating), or sbi's "
+                            "independent, structured or none"),
     "batch_size": (200, "training batch size"),
     "learning_rate": (5e-4, "Adam learning rate"),
     "validation_fraction": (0.1, "fraction of rows held out for early stopping"),
@@ -87,7 +90,7 @@ def validate_train(section: dict | None) -> dict:
     out = _fill(section, TRAIN_DEFAULTS, "train")
     _choice(out, "train", "density_estimator", DENSITY_ESTIMATORS)
     _choice(out, "train", "z_score_theta", Z_SCORE_CHOICES)
-    _choice(out, "train", "z_score_x", Z_SCORE_CHOICES)
+    _choice(out, "train", "z_score_x", Z_SCORE_X_CHOICES)
     for key, lo in (("hidden_features", 1), ("num_transforms", 1), ("num_bins", 1), ("num_components", 1),
                     ("batch_size", 1), ("stop_after_epochs", 1), ("max_epochs", 0), ("threads", 0)):
         _int(out, "train", key, lo)

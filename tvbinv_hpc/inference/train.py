@@ -7,10 +7,13 @@ so they are never written.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,22 +91,63 @@ class TrainedPosterior:
         return self.posterior.prior
 
 
+class RobustFeatures(torch.nn.Module):
+    """The robust feature scaling, as the posterior's (fixed) embedding net: asinh((x - median) / IQR).
+
+    sbi's z-scoring divides by the standard deviation, which a few extreme rows of a heavy-tailed feature
+    (FCD fluidity, kurtosis) inflate until the bulk of the rows become indistinguishable. Median and IQR
+    ignore those rows, and asinh keeps their order but compresses their tails (linear near the centre,
+    logarithmic beyond a few IQR). Frozen parameters (sbi wants an embedding with parameters): saved with
+    the weights, never trained.
+    """
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.center = torch.nn.Parameter(torch.zeros(n_features), requires_grad=False)
+        self.scale = torch.nn.Parameter(torch.ones(n_features), requires_grad=False)
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> RobustFeatures:
+        net = cls(x.shape[1])
+        q = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), dim=0)
+        iqr = q[2] - q[0]
+        spread = x.double().std(dim=0)
+        # a feature with IQR 0 (mostly constant) falls back to its std, a constant one to 1
+        scale = torch.where(iqr > 0, iqr / 1.349, torch.where(spread > 0, spread, torch.ones_like(spread)))
+        with torch.no_grad():
+            net.center.copy_(q[1].float())
+            net.scale.copy_(scale.float())
+        return net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.asinh((x - self.center) / self.scale)
+
+
 def _builder_spec(settings: dict) -> dict:
+    robust = settings["z_score_x"] == "robust"
     kwargs = {
         "z_score_theta": settings["z_score_theta"],
-        "z_score_x": settings["z_score_x"],
+        "z_score_x": "none" if robust else settings["z_score_x"],
         "hidden_features": settings["hidden_features"],
         "num_transforms": settings["num_transforms"],
         "num_bins": settings["num_bins"],
         "num_components": settings["num_components"],
     }
-    return {"model": settings["density_estimator"], "kwargs": kwargs}
+    return {"model": settings["density_estimator"], "kwargs": kwargs, "robust_x": robust}
 
 
 def _build_fn(spec: dict) -> Callable:
+    """sbi's density-estimator builder (theta, x) -> net; with robust_x its embedding is RobustFeatures
+    fitted to the x it is built on (the training rows; on reload the saved buffers replace them)."""
     from sbi.neural_nets import posterior_nn
 
-    return posterior_nn(model=spec["model"], **spec["kwargs"])
+    if not spec.get("robust_x"):
+        return posterior_nn(model=spec["model"], **spec["kwargs"])
+
+    def build(theta: torch.Tensor, x: torch.Tensor) -> Any:
+        return posterior_nn(model=spec["model"], embedding_net=RobustFeatures.fit(x), **spec["kwargs"])(theta, x)
+
+    return build
 
 
 def _versions() -> dict:
@@ -183,16 +227,21 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
         torch.manual_seed(seed)
         inference = NPE(prior=prior, density_estimator=_build_fn(spec), device="cpu", tracker=tracker,
                         show_progress_bars=False)
-        inference.append_simulations(torch.from_numpy(theta32[ok]), torch.from_numpy(x32[ok]))
-        estimator = inference.train(
-            training_batch_size=settings["batch_size"],
-            learning_rate=settings["learning_rate"],
-            validation_fraction=settings["validation_fraction"],
-            stop_after_epochs=settings["stop_after_epochs"],
-            max_num_epochs=settings["max_epochs"] or 2**31 - 1,
-            clip_max_norm=settings["clip_max_norm"] or None,
-            show_train_summary=False,
-        )
+        # sbi checks the raw x for its own z-scoring, which robust_x replaces; and it prints "converged
+        # after N epochs" with a carriage return into the middle of our log lines (we log the epochs below)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            if spec["robust_x"]:
+                warnings.filterwarnings("ignore", message="Data has extreme outliers")
+            inference.append_simulations(torch.from_numpy(theta32[ok]), torch.from_numpy(x32[ok]))
+            estimator = inference.train(
+                training_batch_size=settings["batch_size"],
+                learning_rate=settings["learning_rate"],
+                validation_fraction=settings["validation_fraction"],
+                stop_after_epochs=settings["stop_after_epochs"],
+                max_num_epochs=settings["max_epochs"] or 2**31 - 1,
+                clip_max_norm=settings["clip_max_norm"] or None,
+                show_train_summary=False,
+            )
         estimator.eval()
         posterior = inference.build_posterior(estimator)
     finally:

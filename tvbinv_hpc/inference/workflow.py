@@ -83,13 +83,14 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
              theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
              prior_std: np.ndarray | None, settings: dict, outdir: str | Path,
              ppc_simulate: PpcSimulate | None = None, fc_obs: np.ndarray | None = None, seed: int = 0,
-             log: Callable[[str], Any] = print) -> dict:
+             log: Callable[[str], Any] = print, health: dict | None = None) -> dict:
     """Write posterior.nc, summary.json, report.md and plots into ``outdir``; return the summary.
 
     ``x_obs`` (k,) are the observed features; ``theta_true`` (d,) when the observation is synthetic.
     ``theta_test``/``x_test`` are held-out rows (NaN rows are skipped); ``prior_samples`` (m, d)
     and ``prior_std`` (d,) describe the prior (None: the std of ``prior_samples``).
-    ``ppc_simulate`` is called once with all K draws.
+    ``ppc_simulate`` is called once with all K draws. ``health`` (``inference.health.simulation_health``):
+    the simulations' divergence and artefact counts, reported with their warnings.
     """
     settings = validate_diagnose(settings)
     names, feats = trained.param_names, trained.feature_names
@@ -139,7 +140,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     result = {"param_names": names, "feature_names": feats, "samples": samples,
               "prior_samples": prior_samples, "x_obs": x_obs, "theta_true": theta_true,
               "obs": summarize_samples(samples, prior_std, theta_true),
-              "test": test, "ppc": ppc, "training": trained.summary, "meta": trained.meta,
+              "test": test, "ppc": ppc, "training": trained.summary, "meta": trained.meta, "health": health,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     groups = write_netcdf(outdir / "posterior.nc", result)
     files = [outdir / "posterior.nc"]

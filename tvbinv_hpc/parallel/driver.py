@@ -21,6 +21,7 @@ import numpy as np
 from tvbinv_hpc.parallel import mpi, store
 from tvbinv_hpc.parallel.counter import Counter
 from tvbinv_hpc.parallel.progress import Progress
+from tvbinv_hpc.stats.quality import TREND_THRESHOLD, dominated_by_startup
 
 log = logging.getLogger("tvbinv_hpc")
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: job scripts resubmit on this code
@@ -76,6 +77,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what)
     B = setup.batch_size
     done = diverged = finished_ranks = 0
+    n_trend = 0   # this rank's finished rows whose BOLD is dominated by a common start-up relaxation
     write_s = 0.0
     requests: list[Any] = []
 
@@ -115,6 +117,14 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 requests.append(comm.isend((rows, x, status, keep_bold), dest=0, tag=TAG_ROWS))
             else:
                 write(rows, x, status, keep_bold)
+            flagged = int(np.sum(dominated_by_startup(bold[status == store.OK], setup.engine.tr_ms))) \
+                if (status == store.OK).any() else 0
+            if flagged and not n_trend:
+                log.warning("rank %d: the BOLD of %d of %d rows of a batch is dominated (> %.0f %% of its "
+                            "variance) by a slow relaxation common to all regions, typically a start-up "
+                            "artefact (see bold.start, bold.transient)", rank, flagged, rows.size,
+                            100 * TREND_THRESHOLD)
+            n_trend += flagged
             n_div = int(np.sum(status == store.DIVERGED))
             counter.add_done(rows.size, n_div)
             if rank == 0:
@@ -136,6 +146,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
         counter.free()
         wall = time.monotonic() - t0
         write_all = comm.gather(write_s, root=0)
+        trend_all = comm.gather(n_trend, root=0)
         hosts = comm.gather(mpi.hostname(), root=0)
         record = None
         if rank == 0:
@@ -145,8 +156,12 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows_done": done,
                 "rows_diverged": diverged, "wall_seconds": round(wall, 3), "stopped_by_signal": stopped,
                 "writer": mode, "write_seconds_max": round(max(write_all), 4), "batch_size": B,
-                "command": " ".join(sys.argv), "counts": counts,
+                "command": " ".join(sys.argv), "counts": counts, "rows_common_trend": int(sum(trend_all)),
             }
+            if record["rows_common_trend"]:
+                log.warning("%d of %d rows of this session have BOLD dominated by a common start-up "
+                            "relaxation: their FC measures it, not the network (see the report)",
+                            record["rows_common_trend"], done)
         record = comm.bcast(record, root=0)
         w.add_session(record)
     except BaseException:

@@ -17,6 +17,7 @@ class Progress:
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.mode = mode
+        self.printed: tuple[int, int] | None = None   # the counts of the last log line (no repeats)
         self.bar: Any = None
         if mode == "bar":
             from tqdm import tqdm
@@ -33,7 +34,9 @@ class Progress:
             return
         if self.mode != "log" or (not force and now - self.last < self.interval):
             return
-        self.last = now
+        if force and self.printed == (done, diverged):   # the final line would repeat the last one
+            return
+        self.last, self.printed = now, (done, diverged)
         elapsed = now - self.t0
         rate = done / elapsed if elapsed > 0 else 0.0
         pending = self.total - self.already - done

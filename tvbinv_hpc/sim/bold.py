@@ -78,11 +78,23 @@ def bold_signal(state: np.ndarray, k: int) -> float:
     return V0 * (K1 * (1.0 - q) + K2 * (1.0 - q / v) + K3 * (1.0 - v))
 
 
-def balloon_rest(n: int) -> np.ndarray:
-    """Resting Balloon state (s, f, v, q) = (0, 1, 1, 1) for n nodes."""
-    state = np.ones((4, n))
-    state[0] = 0.0
-    return state
+@nb.njit(cache=True, error_model="numpy")
+def balloon_steady(state: np.ndarray, k: int, x: float) -> None:
+    """Node k of state (4, n) to the fixed point of the Balloon equations for a constant input x >= 0:
+    s = 0, f = 1 + tau_f x, v = f^alpha, q = v (1 - (1 - E0)^(1/f)) / E0 (ds = df = dv = dq = 0)."""
+    f = 1.0 + TAU_F * max(x, 0.0)
+    v = vexp(vlog(f) * ALPHA)
+    state[0, k] = 0.0
+    state[1, k] = f
+    state[2, k] = v
+    state[3, k] = v * (1.0 - vexp(_LN_1ME0 / f)) / E0
+
+
+# The slowest mode of the Balloon equations linearised at rest: the (s, f) oscillator with
+# lambda^2 + lambda / tau_s + 1 / tau_f = 0, damped at rate 1 / (2 tau_s).  A perturbation of the start
+# decays by e^-5 (< 1 %) in SETTLE_S seconds: the default BOLD transient after the neural warm-up.
+SLOWEST_S = 2.0 * TAU_S
+SETTLE_S = 5.0 * SLOWEST_S
 
 
 @nb.njit(cache=True, error_model="numpy")

@@ -8,16 +8,21 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
     "connectome": {
         "source": ("connectivity_76", "tvb-data name (connectivity_66/68/76/96/192), TVB .zip/.h5 path, "
                                       "or .npz with 'weights', 'tract_lengths' (optional 'region_labels')"),
-        "speed": (3.0, "conduction speed in mm/ms; delays = rint(tract_length / speed / dt) steps"),
+        "speed": (3.0, "axonal conduction speed in m/s (= mm/ms), physical whatever ms_per_unit is; delay "
+                       "steps = rint(tract_length / speed / (dt * ms_per_unit)); warned outside 1-20 m/s"),
         "normalize": ("max", "'none' | 'max' (weights / max|w|)"),
         "zero_diagonal": (False, "set self-connections to 0 (before normalising)"),
     },
+    # [model] defaults: tvb-inversion's MPR example (eta -4.6, J 14.5, Delta 0.7), a bistable working point
+    # near the down state; TVB's own MontbrioPazoRoxin() defaults are eta -5, J 15, Delta 1, tau 1, I 0,
+    # cr 1, cv 0.
     "model": {
         "tau": (1.0, "MPR time constant tau; a float or a list of N floats"),
         "I": (0.0, "MPR external current I; float or N floats"),
-        "Delta": (0.7, "MPR heterogeneity Delta; float or N floats"),
-        "J": (14.5, "MPR synaptic weight J; float or N floats"),
-        "eta": (-4.6, "MPR mean excitability eta; float or N floats"),
+        "Delta": (0.7, "MPR heterogeneity Delta; float or N floats (tvb-inversion's value; TVB's default 1)"),
+        "J": (14.5, "MPR synaptic weight J; float or N floats (tvb-inversion's value; TVB's default 15)"),
+        "eta": (-4.6, "MPR mean excitability eta; float or N floats (tvb-inversion's value; TVB's "
+                      "default -5)"),
         "cr": (1.0, "weight of the coupling through r; float or N floats"),
         "cv": (0.0, "weight of the coupling through V (0 skips that sum); float or N floats"),
     },
@@ -29,6 +34,9 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
         "dt": (0.01, "HeunStochastic time step, model time units"),
         "nsig": ([0.035, 0.07], "additive noise: a float (both variables) or [nsig_r, nsig_V]; "
                                 "noise = sqrt(2 nsig dt) z"),
+        "scheme": ("adaptive", "'adaptive': TVB's stochastic Heun step, and Heun sub-steps for a node whose "
+                               "local rate 2 max(|V|, pi r) / tau times dt exceeds 0.6 (where the explicit "
+                               "step runs away); 'fixed': TVB's step everywhere (diverges where TVB does)"),
     },
     "simulation": {
         "length": (30000.0, "simulated time, model time units (nstep = ceil(length / dt), as TVB)"),
@@ -41,7 +49,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
     "bold": {
         "tavg_period": (0.1, "model time units; temporal average of r feeding the Balloon model"),
         "tr": (2000.0, "ms, BOLD sampling period (a multiple of tavg_period * ms_per_unit)"),
-        "transient": (0.0, "ms of BOLD dropped from the start (sample 0 is the resting state, y = 0)"),
+        "start": ("steady", "'steady': the Balloon model starts after bold.warmup at the steady state of the "
+                            "mean r over the warm-up's last half (no shared start-up rise); 'rest': at rest "
+                            "at t = 0 as TVB's BalloonModel"),
+        "warmup": (2000.0, "ms of neural time before the Balloon model starts ('steady' only)"),
+        "transient": ("auto", "ms of BOLD dropped from the start (t = 0); 'auto': bold.warmup + 5 x the "
+                              "Balloon's slowest time constant (2 tau_s = 3.08 s), rounded up to a TR"),
     },
 }
 

@@ -15,11 +15,15 @@ import numpy as np
 
 from tvbinv_hpc.connectome import Connectome
 from tvbinv_hpc.errors import ConfigError
-from tvbinv_hpc.sim import mpr, params, rng
+from tvbinv_hpc.sim import bold, mpr, params, rng
 from tvbinv_hpc.sim.mpr import STATUS_DIVERGED, STATUS_OK
 
 R_RANGE = (0.0, 2.0)     # TVB's MontbrioPazoRoxin state_variable_range
 V_RANGE = (-2.0, 1.5)
+SCHEMES = ("adaptive", "fixed")
+SPEED_RANGE = (1.0, 20.0)   # m/s, warned outside (myelinated cortico-cortical axons: ~3-10 m/s)
+MAX_DELAY_MS = 200.0
+BOLD_STARTS = ("steady", "rest")
 
 
 @dataclass
@@ -27,6 +31,7 @@ class SimResult:
     bold: np.ndarray                  # float32 (B, n_bold, N); NaN where diverged
     status: np.ndarray                # int8 (B,), STATUS_OK or STATUS_DIVERGED
     steps: np.ndarray                 # int64 (B,), steps integrated (< nstep when the batch stopped early)
+    substeps: np.ndarray              # int64 (B,), node-steps the adaptive scheme took in sub-steps
     tavg: np.ndarray | None = None    # float64 (B, n_tavg, 2, N), r and V, when record="tavg"
     raw: np.ndarray | None = None     # float64 (B, nstep, 2, N), record="raw" (validation only: O(nstep))
 
@@ -36,9 +41,10 @@ class Engine:
 
     def __init__(self, conn: Connectome, *, dt: float, length: float, fixed: Mapping[str, Any], seed: int,
                  ms_per_unit: float = 1.0, tavg_period: float | None = None, bold_tr: float = 2000.0,
-                 bold_transient: float = 0.0, initial_history: np.ndarray | None = None,
+                 bold_transient: float | None = 0.0, initial_history: np.ndarray | None = None,
                  history_dtype: type = np.float32, lanes: int = 4, max_block: int = 128,
-                 tvb_order: bool = False):
+                 tvb_order: bool = False, scheme: str = "adaptive", bold_start: str = "steady",
+                 bold_warmup: float = 0.0, tvb_delays: bool = False):
         if not dt > 0:
             raise ConfigError("integrator.dt", f"must be > 0, got {dt}")
         if not length > 0:
@@ -62,7 +68,14 @@ class Engine:
                 self.fixed[key] = params.as_fixed(key, fixed[key], n)
             except ValueError as exc:
                 raise ConfigError(_config_key(key), str(exc)) from None
-        self.idelays = conn.idelays(self.dt)
+        if scheme not in SCHEMES:
+            raise ConfigError("integrator.scheme", f"{scheme!r} is not one of {', '.join(SCHEMES)}")
+        self.scheme = scheme
+        # Physical delays: tract length (mm) / speed (m/s = mm/ms) in ms, then steps of dt * ms_per_unit ms.
+        # tvb_delays: TVB's rint(length / speed / dt) with dt in model units (a TVB Simulator's semantics:
+        # its speed is in mm per model unit, i.e. physically speed / ms_per_unit m/s).
+        self.tvb_delays = bool(tvb_delays)
+        self.idelays = conn.idelays(self.dt if self.tvb_delays else self.dt * self.ms_per_unit)
         self.topology = mpr.make_topology(conn.weights, self.idelays, self.history_dtype, max_block,
                                           self.tvb_order)
         self.horizon = self.topology.horizon
@@ -77,14 +90,36 @@ class Engine:
         if every < 1 or abs(every * tavg_ms - bold_tr) > 1e-6 * bold_tr:
             raise ConfigError("bold.tr", f"{bold_tr} ms is not a multiple of the temporal average period "
                                          f"{tavg_ms} ms (tavg_period * ms_per_unit)")
-        if bold_transient < 0:
-            raise ConfigError("bold.transient", f"must be >= 0, got {bold_transient}")
         self.tr_ms = every * tavg_ms
         self.bold_every = every
+        self._set_bold_start(bold_start, bold_warmup, tavg_ms)
+        if bold_transient is None:             # "auto": warm-up + the Balloon's settling time
+            bold_transient = self.bold_warmup_ms + bold.SETTLE_S * 1000.0
+        if bold_transient < 0:
+            raise ConfigError("bold.transient", f"must be >= 0, got {bold_transient}")
+        if bold_transient < self.bold_warmup_ms - 1e-9:
+            raise ConfigError("bold.transient", f"{bold_transient} ms is shorter than the neural warm-up "
+                                                f"bold.warmup = {self.bold_warmup_ms} ms (no BOLD exists yet)")
+        self.bold_transient_ms = float(bold_transient)
         self.bold_first = int(math.ceil(bold_transient / self.tr_ms - 1e-9)) * every
         self.n_bold = len(range(self.bold_first, self.n_tavg, every))
         self.bold_dt_s = tavg_ms / 1000.0                          # Balloon step in seconds
         self.initial_history = None if initial_history is None else self._check_history(initial_history)
+
+    def _set_bold_start(self, start: str, warmup: float, tavg_ms: float) -> None:
+        """hemo_j0 / warm_n of the kernel: the Balloon starts at the steady state of the mean r over the
+        last half of the warm-up (steady), or at rest at sample 0 (rest: TVB's BalloonModel)."""
+        if start not in BOLD_STARTS:
+            raise ConfigError("bold.start", f"{start!r} is not one of {', '.join(BOLD_STARTS)}")
+        if not warmup >= 0:
+            raise ConfigError("bold.warmup", f"must be >= 0, got {warmup}")
+        self.bold_start = start
+        if start == "rest":
+            self.bold_warmup_ms, self.hemo_j0, self.warm_n = 0.0, 0, 0
+            return
+        self.hemo_j0 = int(round(warmup / tavg_ms))
+        self.bold_warmup_ms = self.hemo_j0 * tavg_ms
+        self.warm_n = max(1, (self.hemo_j0 + 1) // 2)
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -98,6 +133,30 @@ class Engine:
         from tvbinv_hpc.sim.setup import engine_from_tvb
         return engine_from_tvb(cls, sim, seed=seed, ms_per_unit=ms_per_unit, tavg_period=tavg_period,
                                bold_tr=bold_tr, bold_transient=bold_transient, **kwargs)
+
+    # ---- physiology ---------------------------------------------------------------------------------------
+    @property
+    def speed_m_per_s(self) -> float:
+        """The conduction speed physically (a TVB Simulator's speed is per model unit, see tvb_delays)."""
+        return self.connectome.speed / (self.ms_per_unit if self.tvb_delays else 1.0)
+
+    @property
+    def max_delay_ms(self) -> float:
+        """The longest conduction delay of a non-zero connection, in physical ms."""
+        nz = self.connectome.weights != 0
+        return float(self.idelays[nz].max(initial=0)) * self.dt * self.ms_per_unit
+
+    def physiology_warnings(self) -> list[str]:
+        """Settings outside physiology that are legal but probably not meant (logged, not refused)."""
+        out = []
+        v = self.speed_m_per_s
+        if not SPEED_RANGE[0] <= v <= SPEED_RANGE[1]:
+            out.append(f"connectome.speed = {v:g} m/s is outside the physiological {SPEED_RANGE[0]:g}-"
+                       f"{SPEED_RANGE[1]:g} m/s of myelinated cortico-cortical fibres")
+        if self.max_delay_ms > MAX_DELAY_MS:
+            out.append(f"conduction delays reach {self.max_delay_ms:.0f} ms (> {MAX_DELAY_MS:.0f} ms): check "
+                       "connectome.speed (m/s), the tract lengths (mm) and simulation.ms_per_unit")
+        return out
 
     # ---- properties -----------------------------------------------------------------------------------
     @property
@@ -162,7 +221,7 @@ class Engine:
         res = params.resolve(self.fixed, values, nsim, n)
         k1, k2 = rng.sim_keys(self.seed, index)
         out = SimResult(np.full((nsim, n_bold, n), np.nan, np.float32), np.full(nsim, STATUS_OK, np.int8),
-                        np.zeros(nsim, np.int64))
+                        np.zeros(nsim, np.int64), np.zeros(nsim, np.int64))
         if record == "tavg":
             out.tavg = np.full((nsim, n_tavg, 2, n), np.nan)
         if record == "raw":
@@ -191,8 +250,9 @@ class Engine:
         table = params.lane_table(res, sims, self.dt)
         lane = np.tile(np.arange(nb, dtype=np.int64), n)
         nctr = np.repeat(np.arange(n, dtype=np.uint64), nb)   # noise counter = step * N + node
-        bold = np.full((nb, n_bold, n), np.nan, np.float32)
+        bold_ = np.full((nb, n_bold, n), np.nan, np.float32)
         status = np.full(nb, STATUS_OK, np.int8)
+        nsub = np.zeros(nb, np.int64)
         rec_tavg = np.full((nb, n_tavg, 2, n), np.nan) if out.tavg is not None else np.zeros((nb, 0, 2, n))
         rec_raw = np.full((nb, nstep, 2, n), np.nan) if out.raw is not None else np.zeros((nb, 0, 2, n))
         steps = mpr.run_lanes(
@@ -203,12 +263,14 @@ class Engine:
             nctr, lane, self.dt, nstep, self.istep,
             bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
             bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
-            self.bold_dt_s, self.bold_every, self.bold_first, bold, status, rec_tavg, rec_raw, (0,) * nb)
+            self.bold_dt_s, self.bold_every, self.bold_first, bold_, status, rec_tavg, rec_raw, (0,) * nb,
+            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub)
         final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
         status[final_bad] = STATUS_DIVERGED
         real = sims[:nreal]
-        bold[status != STATUS_OK] = np.nan
-        out.bold[real] = bold[:nreal]
+        bold_[status != STATUS_OK] = np.nan
+        out.bold[real] = bold_[:nreal]
+        out.substeps[real] = nsub[:nreal]
         out.status[real] = status[:nreal]
         out.steps[real] = steps
         if out.tavg is not None:

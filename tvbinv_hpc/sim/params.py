@@ -102,4 +102,6 @@ def lane_table(res: Mapping[str, np.ndarray], sims: np.ndarray, dt: float) -> np
     table[mpr.P_B] = flat(res["coupling.b"])
     table[mpr.P_SIG_R] = np.sqrt(2.0 * flat(nsig[:, 0]) * dt)
     table[mpr.P_SIG_V] = np.sqrt(2.0 * flat(nsig[:, 1]) * dt)
+    table[mpr.P_RATE] = 2.0 * np.abs(table[mpr.P_INV_TAU])
+    table[mpr.P_PITAU] = np.pi * np.abs(tau)
     return table

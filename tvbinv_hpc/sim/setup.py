@@ -56,7 +56,9 @@ def engine_from_config(cls, cfg: Mapping[str, Any], seed: int):
                ms_per_unit=_float("simulation", "ms_per_unit", sim["ms_per_unit"]),
                tavg_period=_float("bold", "tavg_period", bold["tavg_period"]),
                bold_tr=_float("bold", "tr", bold["tr"]),
-               bold_transient=_float("bold", "transient", bold["transient"]), initial_history=history)
+               bold_transient=None if bold["transient"] == "auto" else _float("bold", "transient", bold["transient"]),
+               initial_history=history, scheme=it["scheme"], bold_start=bold["start"],
+               bold_warmup=_float("bold", "warmup", bold["warmup"]))
 
 
 def _refuse(setting: str, why: str):
@@ -69,7 +71,9 @@ def engine_from_tvb(cls, sim, *, seed: int, ms_per_unit: float = 1.0, tavg_perio
     HeunDeterministic), region-level, no stimulus; Raw / TemporalAverage monitors (the latter sets
     tavg_period; without one and without ``tavg_period`` the average is over one step, so the Balloon model
     runs every step: slow).  TVB's ``initial_conditions`` (time-ordered, like TVB) are used when set, else a
-    random history from the seed.  Extra kwargs go to Engine (history_dtype, lanes, tvb_order, ...)."""
+    random history from the seed.  Extra kwargs go to Engine (history_dtype, lanes, tvb_order, scheme,
+    bold_start, bold_warmup, ...).  Delays keep TVB's semantics, rint(length / speed / dt) with dt in model
+    units, whatever ms_per_unit is (the speed of a TVB Simulator is in mm per model unit)."""
     from tvb.simulator import coupling, integrators, models, monitors, noise
 
     if type(sim.model) is not models.MontbrioPazoRoxin:
@@ -118,7 +122,7 @@ def engine_from_tvb(cls, sim, *, seed: int, ms_per_unit: float = 1.0, tavg_perio
         kwargs["initial_history"] = sim.initial_conditions
     return cls(conn, dt=float(integ.dt), length=float(sim.simulation_length), fixed=fixed, seed=seed,
                ms_per_unit=ms_per_unit, tavg_period=tavg_period, bold_tr=bold_tr,
-               bold_transient=bold_transient, **kwargs)
+               bold_transient=bold_transient, tvb_delays=True, **kwargs)
 
 
 def _tvb_param(value, n: int, name: str):
