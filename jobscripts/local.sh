@@ -13,8 +13,9 @@
 #     Run it again to resume (finished rows and phases are skipped).
 #   * Exit 75 from the run without a stop request here (e.g. a rank was signalled directly): restart.
 #     At most TVBINV_MAX_RESTARTS restarts.  Exit 0: complete.  Exit 2: bad config.  Anything else: crash.
-#     Neither is restarted.  Only the simulate phase can checkpoint: a signal during start-up, train or
-#     diagnose kills the ranks (finished rows and phases are kept; run again).
+#     Neither is restarted.  A stop is honoured at every point: in the simulate phase at the next batch
+#     boundary; during start-up before the first batch; during train, training runs to its end and the
+#     run exits 75 before diagnose.  Diagnose, once started, runs to its end.
 
 set -uo pipefail   # no `set -e`: `wait` returns non-zero by design when a trapped signal arrives
 
@@ -129,9 +130,8 @@ while :; do
             exit 2 ;;
         *)
             if [ -n "$STOP_SIG" ]; then
-                log "exit $rc after SIG$STOP_SIG: the ranks were not in the simulate phase (start-up, train and" \
-                    "diagnose cannot checkpoint): not restarting; run again to resume (finished rows and" \
-                    "phases are kept)"
+                log "exit $rc after SIG$STOP_SIG: the ranks did not checkpoint (killed, or crashed): not" \
+                    "restarting; run again to resume (finished rows and phases are kept)"
             else
                 log "exit $rc: crashed (see above): not restarting; the store stays consistent, run again after a fix"
             fi

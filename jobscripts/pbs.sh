@@ -15,9 +15,15 @@
 #   * Exit 75: `qsub -W depend=afterany:$PBS_JOBID` submits this script again (it starts once this job
 #     has ended); the next job skips finished rows and phases.  At most TVBINV_MAX_RESUBMITS resubmissions
 #     (counted in TVBINV_RESUBMIT_COUNT, passed on with qsub -v).  Your site must allow qsub on compute nodes.
+#     The next job asks for this job's resources (Resource_List.select/place/nodes/walltime and the
+#     account from `qstat -f`), so resources given to the first qsub on its command line are kept.
 #   * Exit 0: complete.  Exit 2: bad config / user error.  Anything else: crash.  Neither is resubmitted.
-#   * Only the simulate phase is interruptible: a stop during start-up (imports, numba compilation), train
-#     or diagnose kills the ranks (a crash: not resubmitted).  Give the job enough walltime for those.
+#   * A stop is honoured at every point: in the simulate phase at the next batch boundary; during start-up
+#     (imports, numba compilation) before the first batch; during train, training runs to its end, then
+#     the job exits 75 before diagnose (the trained posterior is kept); diagnose, once started, runs to
+#     its end and the job exits 0.  Train and diagnose cannot be cut short: when the stop comes during
+#     either, it must end within TVBINV_STOP_MARGIN, else PBS kills the job at the walltime (a crash:
+#     not resubmitted; finished rows and phases are kept).
 #   * TVBINV_STOP_MARGIN must cover one batch per rank plus the flush: lower [budget] batch_size if a batch
 #     takes minutes.
 #
@@ -110,8 +116,15 @@ to_seconds() {
 if [ -z "$WALLTIME" ] && [ -n "${PBS_WALLTIME:-}" ]; then
     WALLTIME="$PBS_WALLTIME"
 fi
-if [ -z "$WALLTIME" ] && [ -n "${PBS_JOBID:-}" ] && command -v qstat >/dev/null 2>&1; then
-    WALLTIME=$(qstat -f "$PBS_JOBID" 2>/dev/null | awk -F' = ' '/Resource_List.walltime/ {print $2; exit}')
+# This job's attributes (`qstat -f` wraps long values onto lines that start with a tab: join them).
+QSTAT_F=""
+if [ -n "${PBS_JOBID:-}" ] && command -v qstat >/dev/null 2>&1; then
+    QSTAT_F=$(qstat -f "$PBS_JOBID" 2>/dev/null | awk '/^\t/ {sub(/^\t/, ""); last = last $0; next}
+                                                    NR > 1 {print last} {last = $0} END {print last}')
+fi
+job_attr() { printf '%s\n' "$QSTAT_F" | awk -F' = ' -v k="$1" '$1 ~ "^ *" k "$" {print $2; exit}'; }
+if [ -z "$WALLTIME" ] && [ -n "$QSTAT_F" ]; then
+    WALLTIME=$(job_attr Resource_List.walltime)
 fi
 WALL_S=$(to_seconds "$WALLTIME")
 
@@ -203,12 +216,25 @@ case "$rc" in
             if [[ "${!v}" == *,* ]]; then log "warning: not passing $v on (qsub -v cannot hold commas)"; continue; fi
             pass+=",$v=${!v}"
         done
+        # The next job asks for what this one got (resources given to qsub on the command line override
+        # the script's #PBS lines, and a resubmission would otherwise lose them).
+        same=()
+        for r in select place nodes walltime; do
+            val=$(job_attr "Resource_List.$r")
+            [ -n "$val" ] && same+=(-l "$r=$val")
+        done
+        acct=$(job_attr Account_Name)
+        [ -n "$acct" ] && same+=(-A "$acct")
+        if [ "${#same[@]}" -eq 0 ]; then
+            log "warning: resources of job $JOB unknown (qstat -f gave none): the next job gets the script's own" \
+                "#PBS lines"
+        fi
         log "exit $rc: checkpointed with work left; resubmitting $JOBSCRIPT after job $JOB" \
-            "(resubmission $((RESUBMITS + 1))/$MAX_RESUBMITS)"
-        if next=$(qsub -W "depend=afterany:$JOB" -v "$pass" "$JOBSCRIPT"); then
+            "(resubmission $((RESUBMITS + 1))/$MAX_RESUBMITS) ${same[*]}"
+        if next=$(qsub -W "depend=afterany:$JOB" "${same[@]}" -v "$pass" "$JOBSCRIPT"); then
             log "resubmitted as job $next: it resumes from the store"
         else
-            log "error: qsub failed: resubmit by hand (finished rows are kept)"
+            log "error: qsub failed (see its message above): resubmit by hand (finished rows are kept)"
         fi
         exit "$rc" ;;
     2)
@@ -216,9 +242,9 @@ case "$rc" in
         exit 2 ;;
     *)
         if [ -n "$STOP_SIG" ]; then
-            log "exit $rc after SIG$STOP_SIG: the ranks were not in the simulate phase (start-up, train and" \
-                "diagnose cannot checkpoint): NOT resubmitting; resubmit with a longer walltime or a smaller" \
-                "TVBINV_STOP_MARGIN (finished rows and phases are kept)"
+            log "exit $rc after SIG$STOP_SIG: the ranks did not checkpoint before they were killed (the" \
+                "walltime came during train or diagnose, which cannot be cut short) or crashed: NOT" \
+                "resubmitting; resubmit with a longer walltime (finished rows and phases are kept)"
         else
             log "exit $rc: crashed (see above): NOT resubmitting; the store stays consistent, resubmit after a fix"
         fi

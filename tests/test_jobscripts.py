@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBSCRIPTS = ROOT / "jobscripts"
 FAKES = Path(__file__).resolve().parent / "jobscripts_fake"
 SCRIPTS = {"slurm": JOBSCRIPTS / "slurm.sbatch", "pbs": JOBSCRIPTS / "pbs.sh", "local": JOBSCRIPTS / "local.sh"}
-VENV = ROOT / ".venv"
+# The venv that runs the tests (ROOT/.venv under `make test`; another checkout's venv in a git worktree).
+VENV = Path(sys.prefix) if (Path(sys.prefix) / "bin" / "activate").exists() else ROOT / ".venv"
 REQUEUE_EXIT = 75
 SLURM_JOB, PBS_JOB = "4242", "77.fake"
 
@@ -56,8 +57,11 @@ def script_env(kind: str, tmp_path: Path, *, stub: bool, **extra: str) -> dict[s
     elif kind == "pbs":
         nodefile = tmp_path / "nodefile"
         nodefile.write_text("localhost\nlocalhost\n")
+        # As if submitted with `qsub -l select=1:ncpus=2:mpiprocs=2` (qstat -f reports it): the script's
+        # own 32 cores exceed what the strict stand-in qsub accepts on this machine.
         env.update(PBS_JOBID=PBS_JOB, PBS_O_WORKDIR=str(tmp_path), PBS_NODEFILE=str(nodefile),
-                   PBS_ENVIRONMENT="PBS_BATCH", PBS_JOBNAME="tvbinv")
+                   PBS_ENVIRONMENT="PBS_BATCH", PBS_JOBNAME="tvbinv", FAKE_SELECT="1:ncpus=2:mpiprocs=2",
+                   FAKE_PBS_NCPUS="2")
     else:
         env.update(TVBINV_NP="2")
     env.update(extra)
@@ -169,14 +173,19 @@ def test_script_parses_and_has_the_required_settings(kind):
         assert needle in text, f"{path.name} lacks {needle}"
     wanted = {
         "slurm": ["#SBATCH --signal=B:USR1@", "#SBATCH --requeue", "#SBATCH --time=", "#SBATCH --nodes=",
-                  "#SBATCH --ntasks-per-node=", "--account=", "--partition=", "srun ", "scontrol requeue",
-                  "SLURM_RESTART_COUNT", "TVBINV_MAX_RESTARTS"],
+                  "#SBATCH --ntasks=", "--account=", "--partition=", "srun ", "scontrol requeue",
+                  "SLURM_RESTART_COUNT", "TVBINV_MAX_RESTARTS", "--kill-on-bad-exit=0", "TVBINV_SRUN_MPI",
+                  "--mpi=list"],
         "pbs": ["#PBS -l walltime=", "#PBS -r y", "#PBS -l select=", "#PBS -A", "#PBS -q", "mpiexec",
                 "depend=afterany:", "TVBINV_STOP_MARGIN", "PBS_WALLTIME", "TVBINV_MAX_RESUBMITS"],
         "local": ["mpiexec", "TVBINV_MAX_RESTARTS", "TVBINV_NP"],
     }[kind]
     for needle in wanted:
         assert needle in text, f"{path.name} lacks {needle}"
+    # Issue 13: ranks per node are not fixed (`sbatch --ntasks=2` must work on a small node); srun must not
+    # take the first rank's exit 75 for a crash; the header must not claim that a stop kills the ranks.
+    assert "\n#SBATCH --ntasks-per-node" not in text and "kill-on-bad-exit=1" not in text
+    assert "kills the ranks" not in text and "cannot checkpoint" not in text
 
 
 def test_shellcheck_is_clean():
@@ -273,7 +282,7 @@ def test_exit_75_below_the_guard_requeues_with_the_settings(kind, tmp_path, cfg)
     (line,) = requeues(tmp_path)
     if kind == "slurm":
         assert line == f"scontrol requeue {SLURM_JOB}" and "restart 3/20" in out
-        assert stub_log(tmp_path)[0].endswith(f"tvbinv-hpc simulate {cfg}")
+        assert stub_log(tmp_path)[0] == f"launch --kill-on-bad-exit=0 --mpi=pmix tvbinv-hpc simulate {cfg}"
     else:
         args = shlex.split(line)
         passed = dict(kv.split("=", 1) for kv in args[args.index("-v") + 1].split(","))
@@ -281,6 +290,7 @@ def test_exit_75_below_the_guard_requeues_with_the_settings(kind, tmp_path, cfg)
         assert passed["TVBINV_CONFIG"] == str(cfg) and passed["TVBINV_VERB"] == "simulate"
         assert passed["TVBINV_VENV"] == str(VENV)
         assert stub_log(tmp_path)[0].startswith("launch -n 2 ")  # ranks from PBS_NODEFILE
+        assert args[args.index("-l") + 1] == "select=1:ncpus=2:mpiprocs=2"  # what this job got
 
 
 @pytest.mark.parametrize("source", ["TVBINV_WALLTIME", "PBS_WALLTIME", "qstat"])
@@ -314,6 +324,93 @@ def test_missing_config_or_venv_is_a_user_error_before_launch(kind, tmp_path):
     code, out = run_script(kind, tmp_path / "nope.toml", env, tmp_path, timeout=60)
     assert code == 2 and "no virtual environment" in out, out
     assert stub_log(tmp_path) == [] and requeues(tmp_path) == []
+
+
+@pytest.mark.parametrize("extra,launch,note", [
+    ({}, "--kill-on-bad-exit=0 --mpi=pmix", "srun --mpi=pmix (MpiDefault is 'none'; pmix is available)"),
+    ({"FAKE_MPI_DEFAULT": "pmi2"}, "--kill-on-bad-exit=0", "srun --mpi=pmi2 (the site's MpiDefault)"),
+    ({"FAKE_SRUN_MPI_LIST": "none pmi2"}, "--kill-on-bad-exit=0", "srun offers no pmix"),
+    ({"TVBINV_SRUN_MPI": "pmi2"}, "--kill-on-bad-exit=0 --mpi=pmi2", "srun --mpi=pmi2 (TVBINV_SRUN_MPI)"),
+    ({"TVBINV_SRUN_MPI": "site"}, "--kill-on-bad-exit=0", "the site default"),
+    ({"TVBINV_SRUN_ARGS": "--mpi=pmi2 --cpu-bind=cores"}, "--kill-on-bad-exit=0 --mpi=pmi2 --cpu-bind=cores",
+     "from TVBINV_SRUN_ARGS"),
+    ({"SLURM_MPI_TYPE": "pmi2"}, "--kill-on-bad-exit=0", "srun --mpi=pmi2 from SLURM_MPI_TYPE"),
+], ids=["auto-pmix", "site-default", "no-pmix", "forced", "site", "srun-args", "env"])
+def test_slurm_picks_the_pmi_for_srun(extra, launch, note, tmp_path, cfg):
+    env = script_env("slurm", tmp_path, stub=True, STUB_RC="0", **extra)
+    code, out = run_script("slurm", cfg, env, tmp_path, timeout=60)
+    assert code == 0, out
+    assert stub_log(tmp_path) == [f"launch {launch} tvbinv-hpc run {cfg}"], out
+    assert note in out
+    assert sched_log(tmp_path) == []  # `scontrol show config` is a query, not a request
+
+
+def test_slurm_launch_failing_for_pmi_reasons_says_what_to_set(tmp_path, cfg):
+    # The stand-in srun fails as Debian's Open MPI does when srun does not start the ranks with PMIx.
+    env = script_env("slurm", tmp_path, stub=False, TVBINV_SRUN_MPI="pmi2")
+    code, out = run_script("slurm", cfg, env, tmp_path, timeout=60)
+    assert code == 1, out
+    assert "not built with SLURM's PMI support" in out
+    assert "crashed" in out and "NOT requeueing" in out
+    assert "hint:" in out and "TVBINV_SRUN_MPI=pmix" in out and "srun --mpi=pmi2 (TVBINV_SRUN_MPI)" in out
+    assert requeues(tmp_path) == []
+
+
+def test_pbs_resubmission_asks_for_the_resources_of_this_job(tmp_path, cfg):
+    env = script_env("pbs", tmp_path, stub=True, STUB_RC="75", FAKE_SELECT="2:ncpus=2:mpiprocs=2",
+                     FAKE_PBS_NODES="2", FAKE_WALLTIME="00:30:00", FAKE_ACCOUNT="proj42")
+    code, out = run_script("pbs", cfg, env, tmp_path, timeout=60)
+    assert code == REQUEUE_EXIT, out
+    (line,) = requeues(tmp_path)
+    args = shlex.split(line)
+    given = [args[i + 1] for i, a in enumerate(args) if a == "-l"]
+    assert given == ["select=2:ncpus=2:mpiprocs=2", "walltime=00:30:00"], line
+    assert args[args.index("-A") + 1] == "proj42"
+
+
+def test_pbs_resubmission_that_the_server_refuses_is_reported(tmp_path, cfg):
+    # qstat does not know this job: the next job would get the script's own select=1:ncpus=32, which a
+    # 2-core server refuses (as a real qsub does), so nothing is resubmitted and the log says why.
+    env = script_env("pbs", tmp_path, stub=True, STUB_RC="75", FAKE_QSTAT_JOB="other.fake")
+    code, out = run_script("pbs", cfg, env, tmp_path, timeout=60)
+    assert code == REQUEUE_EXIT, out
+    assert "resources of job 77.fake unknown" in out
+    assert "qsub: Job exceeds queue resource limits (select ncpus=32 > 2 cores per node)" in out
+    assert "qsub failed" in out and requeues(tmp_path) == []
+
+
+@pytest.mark.parametrize("args,env,rc,message", [
+    (["-l", "select=1:ncpus=2:mpiprocs=2"], {}, 0, "78.fake"),
+    ([], {}, 188, "select ncpus=32 > 2 cores per node"),                      # the script's own #PBS -l
+    (["-l", "select=1:ncpus=2:mpiprocs=4"], {}, 188, "mpiprocs=4 > ncpus=2"),
+    (["-l", "select=3:ncpus=2"], {"FAKE_PBS_NODES": "2"}, 188, "asks for 3 nodes, 2 exist"),
+    (["-l", "nodes=1:ppn=4"], {}, 188, "ppn=4 > 2 cores per node"),
+    (["-l", "select=1:ncpus=2", "-v", "A=1,B"], {}, 0, "78.fake"),
+    (["-l", "select=1:ncpus=2", "-v", "A=1,=2"], {}, 2, "illegal -v entry: =2"),
+    (["-l", "select=1:ncpus=2", "-Z"], {}, 2, "invalid option"),
+], ids=["fits", "script-default", "mpiprocs", "nodes", "torque", "vars", "bad-vars", "bad-option"])
+def test_stand_in_qsub_is_as_strict_as_a_server(tmp_path, args, env, rc, message):
+    full = {**os.environ, "FAKE_SCHED_LOG": str(tmp_path / "sched.log"), "FAKE_PBS_NCPUS": "2", **env}
+    res = subprocess.run(["bash", str(FAKES / "qsub"), *args, str(SCRIPTS["pbs"])], capture_output=True,
+                         text=True, env=full, timeout=30)
+    assert res.returncode == rc, res.stderr
+    assert message in (res.stdout if rc == 0 else res.stderr)
+    assert len(requeues(tmp_path)) == (1 if rc == 0 else 0)
+    res = subprocess.run(["bash", str(FAKES / "qsub"), str(tmp_path / "missing.sh")], capture_output=True,
+                         text=True, env=full, timeout=30)
+    assert res.returncode == 2 and "could not open script file" in res.stderr
+
+
+def test_stand_in_qstat_knows_only_the_running_job_and_wraps_long_lines(tmp_path):
+    env = {**os.environ, "PBS_JOBID": PBS_JOB, "FAKE_SELECT": "1:ncpus=2", "PBS_O_WORKDIR": "/x" * 40}
+    res = subprocess.run(["bash", str(FAKES / "qstat"), "-f", "99.other"], capture_output=True, text=True,
+                         env=env, timeout=30)
+    assert res.returncode == 153 and "Unknown Job Id 99.other" in res.stderr
+    res = subprocess.run(["bash", str(FAKES / "qstat"), "-f", PBS_JOB], capture_output=True, text=True,
+                         env=env, timeout=30)
+    assert res.returncode == 0 and "    Resource_List.select = 1:ncpus=2\n" in res.stdout
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 79 and any(line.startswith("\t") for line in lines)
 
 
 # ---------------------------------------------------------------------------------------------- real runs

@@ -11,7 +11,7 @@ from tvbinv_hpc.parallel import store
 
 
 def status_text(path: str | Path) -> str:
-    head = store.read_header(path)
+    head = store.read_header(path, read_only=True)
     h5py = store._h5py()
     with h5py.File(path, "r") as f:
         status, split = f["status"][...], f["split"][...]
@@ -37,7 +37,7 @@ def status_text(path: str | Path) -> str:
 
 
 def inspect_text(path: str | Path, show_config: bool = True) -> str:
-    head = store.read_header(path)
+    head = store.read_header(path, read_only=True)
     h5py = store._h5py()
     lines = [f"{path}: {head['format']} v{head['format_version']}, kind {head.get('kind')}, "
              f"created {head.get('created')}"]

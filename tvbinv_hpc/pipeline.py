@@ -122,8 +122,19 @@ def ensure_store(s: Setup) -> Path:
 
 
 def simulate(args: Any) -> int:
+    """The simulate phase alone. A configured observation (``[observation]`` not at its defaults), which
+    diagnose will need, is checked first as in ``run``: a simulate-only job on many nodes must not spend
+    its allocation before a bad observation shows. Without one, simulate needs none."""
     s = prepare(args.config)
+    if observation_configured(s.cfg):
+        mpi.decide(lambda: observe(s))
     return _simulate(s)
+
+
+def observation_configured(cfg: dict[str, Any]) -> bool:
+    """The config sets an observation of its own (an empirical file, or a chosen synthetic theta/index)."""
+    defaults = {k: key.default for k, key in config_mod.SCHEMA["observation"].items()}
+    return cfg["observation"] != defaults
 
 
 def _simulate(s: Setup) -> int:

@@ -61,20 +61,21 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     t0 = time.monotonic()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-    def todo() -> tuple[np.ndarray, np.ndarray, int]:
+    def todo() -> tuple[np.ndarray, np.ndarray, int, int]:
         with store._h5py().File(path, "r") as f:
             status = f["status"][...]
             rows = np.flatnonzero(status == store.PENDING)
-            return rows, f["theta"][...][rows], int(status.size)
+            return rows, f["theta"][...][rows], int(status.size), int(np.sum(status == store.DIVERGED))
 
-    rows_all, theta_all, n_total = mpi.decide(todo)
+    rows_all, theta_all, n_total, n_diverged_before = mpi.decide(todo)
     mode = writer_mode(writer, comm)
     if rank == 0 and mode == "root":
         log.info("h5py has no MPI support (or store.writer = 'root'): the store is written by rank 0")
     stop = mpi.stop_request()
     counter = Counter(comm)
     w = store.Writer(path, comm, "mpio" if mode == "mpio" else "serial")
-    bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what)
+    bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what,
+                   already_diverged=n_diverged_before)
     B = setup.batch_size
     done = diverged = finished_ranks = 0
     n_trend = 0   # this rank's finished rows whose BOLD is dominated by a common start-up relaxation

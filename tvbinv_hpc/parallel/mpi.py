@@ -7,6 +7,7 @@ An unexpected exception on any rank prints that rank's traceback and aborts the 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -57,19 +58,64 @@ class SerialComm:
 
 def local_size() -> int:
     """Ranks on this node, read from the launcher's environment (valid before MPI_Init)."""
-    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE", "PMI_LOCAL_SIZE"):
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"):
+        val = os.environ.get(var, "")
+        if val.isdigit() and int(val) > 0:
+            return int(val)
+    if _srun_step():
+        n = _slurm_node_entry("SLURM_STEP_TASKS_PER_NODE")
+        if n:
+            return n
+    for var in ("SLURM_NTASKS_PER_NODE", "PMI_LOCAL_SIZE"):
         val = os.environ.get(var, "").split("(")[0]
         if val.isdigit() and int(val) > 0:
             return int(val)
     return 1
 
 
+def _srun_step() -> bool:
+    """This process is a task that srun started itself (not a rank that mpiexec started inside a job)."""
+    e = os.environ
+    return "SLURM_STEP_ID" in e and not any(v in e for v in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                                                              "HYDI_CONTROL_FD"))
+
+
+def _slurm_node_entry(var: str) -> int | None:
+    """This node's entry of a SLURM per-node list such as SLURM_STEP_TASKS_PER_NODE="4(x2),3"."""
+    counts: list[int] = []
+    for part in os.environ.get(var, "").split(","):
+        m = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
+        if m is None:
+            return None
+        counts += [int(m[1])] * int(m[2] or 1)
+    node = os.environ.get("SLURM_NODEID", "0")
+    i = int(node) if node.isdigit() else 0
+    return counts[i] if i < len(counts) and counts[i] > 0 else None
+
+
+def _slurm_cores_per_task() -> int:
+    """Under srun: SLURM_CPUS_PER_TASK, else the CPUs SLURM gave this node shared among the step's tasks
+    on it; 1 when unknown (task/none leaves every task the whole node's affinity mask)."""
+    cpt = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if cpt.isdigit() and int(cpt) > 0:
+        return int(cpt)
+    tasks = _slurm_node_entry("SLURM_STEP_TASKS_PER_NODE")
+    cpus_on_node = os.environ.get("SLURM_CPUS_ON_NODE", "")
+    cpus = int(cpus_on_node) if cpus_on_node.isdigit() else _slurm_node_entry("SLURM_JOB_CPUS_PER_NODE")
+    if tasks and cpus:
+        return max(1, cpus // tasks)
+    return 1
+
+
 def cores_per_rank() -> int:
-    """Cores this rank owns: its CPU affinity shared among the ranks of the node."""
+    """Cores this rank owns: under srun what SLURM allotted per task, else its CPU affinity shared among
+    the ranks of the node."""
     try:
         ncpu = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
         ncpu = os.cpu_count() or 1
+    if _srun_step():
+        return max(1, min(ncpu, _slurm_cores_per_task()))
     # A launcher that binds ranks already shrank the affinity mask; then the division gives >= 1 anyway.
     return max(1, ncpu // local_size()) if ncpu > 1 else 1
 
@@ -90,10 +136,32 @@ def under_launcher() -> bool:
     return any(k in os.environ for k in keys)
 
 
+_PMI_VARS = ("PMIX_RANK", "PMI_RANK", "PMI_FD", "PMI_SIZE", "PMI_CONTROL_PORT", "PALS_RANKID",
+             "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
+
+
+def srun_without_pmi() -> bool:
+    """srun started several tasks without any PMI (``srun --mpi=none``, or a site whose MpiDefault is none):
+    their MPI libraries cannot join them into one job (Open MPI fails in MPI_Init, others run singletons)."""
+    e = os.environ
+    if "SLURM_STEP_ID" not in e or "SLURM_PROCID" not in e:
+        return False
+    n = e.get("SLURM_STEP_NUM_TASKS") or e.get("SLURM_NTASKS") or "1"
+    return n.isdigit() and int(n) > 1 and not any(v in e for v in _PMI_VARS)
+
+
 def comm() -> Any:
     """COMM_WORLD, initialising MPI on first use (a plain ``SerialComm`` if mpi4py is unusable)."""
     global _COMM
     if _COMM is None:
+        if srun_without_pmi():
+            if os.environ.get("SLURM_PROCID") == "0":
+                print(f"tvbinv-hpc: error: srun started {os.environ.get('SLURM_STEP_NUM_TASKS', 'several')} "
+                      "tasks without PMI (srun --mpi=none, or the site's MpiDefault is none), so MPI cannot "
+                      "join them into one job: launch with `srun --mpi=pmix`, or another plugin of "
+                      "`srun --mpi=list` that your MPI library supports (jobscripts/slurm.sbatch picks one, "
+                      "see TVBINV_SRUN_MPI)", file=sys.stderr, flush=True)
+            raise SystemExit(2)
         try:
             import mpi4py
 

@@ -10,8 +10,12 @@ log = logging.getLogger("tvbinv_hpc")
 
 
 class Progress:
-    def __init__(self, total: int, already: int, mode: str = "auto", interval: float = 10.0, what: str = "sims"):
+    def __init__(self, total: int, already: int, mode: str = "auto", interval: float = 10.0, what: str = "sims",
+                 already_diverged: int = 0):
+        """``already`` / ``already_diverged``: rows done / diverged in earlier sessions (read from the store),
+        so that a restarted job counts both across sessions."""
         self.total, self.already, self.what = total, already, what
+        self.already_diverged = already_diverged
         self.t0 = self.last = time.monotonic()
         self.interval = interval
         if mode == "auto":
@@ -25,11 +29,11 @@ class Progress:
             self.bar = tqdm(total=total, initial=already, unit=what, dynamic_ncols=True)
 
     def update(self, done: int, diverged: int, force: bool = False) -> None:
-        """``done``/``diverged``: rows finished in this session (all ranks)."""
+        """``done``/``diverged``: rows finished in this session (all ranks); shown with earlier sessions'."""
         now = time.monotonic()
         if self.bar is not None:
             self.bar.n = self.already + done
-            self.bar.set_postfix(diverged=diverged, refresh=False)
+            self.bar.set_postfix(diverged=self.already_diverged + diverged, refresh=False)
             self.bar.refresh()
             return
         if self.mode != "log" or (not force and now - self.last < self.interval):
@@ -42,7 +46,7 @@ class Progress:
         pending = self.total - self.already - done
         eta = pending / rate if rate > 0 else float("inf")
         log.info("%d/%d %s done, %d diverged, %d pending, %.2f %s/s, elapsed %s, ETA %s",
-                 self.already + done, self.total, self.what, diverged, pending, rate, self.what,
+                 self.already + done, self.total, self.what, self.already_diverged + diverged, pending, rate, self.what,
                  _hms(elapsed), _hms(eta))
 
     def close(self) -> None:

@@ -128,14 +128,19 @@ def check(path: str | Path, config_hash: str, store_view: dict[str, Any]) -> dic
     return head
 
 
-def read_header(path: str | Path) -> dict[str, Any]:
+def read_header(path: str | Path, read_only: bool = False) -> dict[str, Any]:
+    """The store's attributes, checked. ``read_only``: the caller only reads (status, inspect), so the
+    errors do not speak of refusing to overwrite the file."""
     h5py = _h5py()
     path = Path(path)
+    refusing = "" if read_only else "; refusing to use or overwrite it"
+    if read_only and not path.exists():
+        raise InputError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise InputError(f"{path} is not a tvbinv_hpc store (format attribute "
-                                 f"{f.attrs.get('format')!r}); refusing to use or overwrite it")
+                                 f"{f.attrs.get('format')!r}){refusing}")
             if int(f.attrs["format_version"]) > VERSION:
                 raise InputError(f"{path} has store format v{f.attrs['format_version']}, this version reads v{VERSION}")
             missing = [name for name in ROW_DATASETS if name not in f]
@@ -146,6 +151,8 @@ def read_header(path: str | Path) -> dict[str, Any]:
             head["has_bold"] = "bold" in f
             return head
     except OSError as exc:
+        if read_only:
+            raise InputError(f"cannot read {path} as HDF5 ({exc}): not a tvbinv_hpc store") from None
         raise InputError(f"cannot read {path} as HDF5 ({exc}); refusing to overwrite it") from None
 
 
