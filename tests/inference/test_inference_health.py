@@ -24,9 +24,12 @@ def test_health_warns_above_five_percent_and_names_where():
     h = simulation_health(theta, status, ["coupling.a"], diverged_code=2, done_codes=(1, 2, 3),
                           sessions=[{"kind": "sims", "rows_common_trend": 3}, {"kind": "ppc sims"}])
     assert h["n_done"] == 195 and h["n_diverged"] == int((status == 2).sum())
-    assert h["n_common_trend"] == 3 and len(h["warnings"]) == 2
+    assert h["n_common_trend"] == 3 and len(h["warnings"]) == 2          # 3 of 195: > 1 %
     assert "conditional on not diverging" in h["warnings"][0] and "coupling.a in [" in h["warnings"][0]
     text = "\n".join(health_lines(h))
     assert "Diverged fraction per prior quintile" in text and "| coupling.a |" in text
     quiet = simulation_health(theta, np.ones(200, int), ["coupling.a"], diverged_code=2, done_codes=(1, 2))
     assert quiet["warnings"] == [] and "by_parameter" not in quiet and quiet["n_common_trend"] is None
+    few = simulation_health(theta, np.ones(200, int), ["coupling.a"], diverged_code=2, done_codes=(1, 2),
+                            sessions=[{"kind": "sims", "rows_common_trend": 2}])
+    assert few["warnings"] == [] and "2 with BOLD dominated" in "\n".join(health_lines(few))

@@ -14,9 +14,9 @@ def test_fluctuations_are_clean_and_a_shared_relaxation_is_flagged():
     tr_ms = 1000.0
     t = np.arange(120) * tr_ms / 1000.0
     clean = _noise()
-    artefact = clean + 6.0 * np.exp(-t / 4.0)[:, None]                   # every region relaxes from the start
+    artefact = clean + 6.0 * np.exp(-t / 3.0)[:, None]                   # every region relaxes from the start
     f = startup_fraction(np.stack([clean, artefact]), tr_ms)
-    assert f[0] < 0.1 and f[1] > 2 * TREND_THRESHOLD
+    assert f[0] < 0.1 and f[1] > TREND_THRESHOLD + 0.1
     assert dominated_by_startup(np.stack([clean, artefact]), tr_ms).tolist() == [False, True]
     assert startup_fraction(artefact, tr_ms) == f[1]                       # (T, N) works too
 

@@ -231,7 +231,7 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
         # after N epochs" with a carriage return into the middle of our log lines (we log the epochs below)
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             if spec["robust_x"]:
-                warnings.filterwarnings("ignore", message="Data has extreme outliers")
+                warnings.filterwarnings("ignore", message="Data has (extreme outliers|constant values)")
             inference.append_simulations(torch.from_numpy(theta32[ok]), torch.from_numpy(x32[ok]))
             estimator = inference.train(
                 training_batch_size=settings["batch_size"],

@@ -174,11 +174,13 @@ def _substeps(r, V, par, f, crr, cvv, nr, nv_, dt, h_max, max_sub):
     if r < 0.0:
         r = 0.0
     V = V + nv_
+    # a strong input c makes V' = V^2 + c turn over in ~1 / sqrt(c) even from V = 0
+    drive = np.sqrt(abs(par[P_ETA, f] + par[P_I, f] + crr + cvv))
     t = 0.0
     cnt = 0
     while dt - t > 1e-12 * dt:
         h = dt - t
-        lam = par[P_RATE, f] * max(abs(V), par[P_PITAU, f] * r)
+        lam = par[P_RATE, f] * max(abs(V), par[P_PITAU, f] * r, drive)
         if lam * h > h_max and cnt < max_sub - 1:
             h = h_max / lam
         d0r = inv_tau * (par[P_DELTA_PT, f] + 2 * V * r)
@@ -244,10 +246,6 @@ def run_lanes(far_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K,
     x0 = np.zeros((2, nflat))                           # the step's start state, kept for sub-steps
     hbuf = np.zeros(1, dtype=hist.dtype)
     adaptive = h_max > 0.0
-    n_stiff = 0
-    if adaptive:
-        for f in range(nflat):
-            n_stiff += par[P_RATE, f] * dt * max(abs(x[1, f]), par[P_PITAU, f] * x[0, f]) > h_max
     btmp = np.zeros((8, nflat))
     n_bold = bold_out.shape[1]
     n_written = 0
@@ -337,7 +335,7 @@ def run_lanes(far_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K,
                     zw[0, f], zw[1, f] = halves(hash2(base + nctr[f], k1[f], k2[f]))
                 for f in range(nflat):
                     z[0, f], z[1, f] = box_muller32(zw[0, f], zw[1, f])
-            if n_stiff > 0:
+            if adaptive:
                 for f in range(nflat):
                     x0[0, f] = x[0, f]
                     x0[1, f] = x[1, f]
@@ -368,17 +366,19 @@ def run_lanes(far_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K,
                     rn = 0.0
                 x[0, f] = rn
                 x[1, f] = V + (d0v + d1v) * dt / 2.0 + nv_
-            if n_stiff > 0:                 # rare: redo the stiff nodes from the step's start in sub-steps
-                _redo_stiff(x, x0, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
+            if adaptive:
+                # a node is stiff when its rate * dt exceeds h_max at the step's start or end (or the step
+                # overflowed): rare, then redo those nodes from the step's start in sub-steps
+                n_stiff = 0
+                for f in range(nflat):
+                    n_stiff += _stiff(par, f, dt, h_max, x0[0, f], x0[1, f], x[0, f], x[1, f])
+                if n_stiff > 0:
+                    _redo_stiff(x, x0, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
             for f in range(nflat):          # apart from the Heun loop: fewer arrays there for LLVM to check
                 tsum[0, f] += x[0, f]
                 tsum[1, f] += x[1, f]
                 xh[0, f] = hdt(x[0, f])
                 xh[1, f] = hdt(x[1, f])
-            if adaptive:
-                n_stiff = 0
-                for f in range(nflat):
-                    n_stiff += par[P_RATE, f] * dt * max(abs(x[1, f]), par[P_PITAU, f] * x[0, f]) > h_max
             # the new state enters the ring (and its mirror) in the history precision; unsigned indices:
             # no wraparound selects, which LLVM would turn into slow scatters
             q = s % R
@@ -438,15 +438,25 @@ def run_lanes(far_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K,
     return nstep
 
 
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _stiff(par, f, dt, h_max, r0, v0, r1, v1):
+    """Whether node f's fixed step from (r0, v0) to (r1, v1) is outside the explicit step's accurate range:
+    rate * dt > h_max at either end, or a non-finite end (an overflow); the flow's rate is
+    2 |1/tau| max(|V|, pi |tau| r)."""
+    a = par[P_RATE, f] * dt * max(abs(v0), par[P_PITAU, f] * r0)
+    b = par[P_RATE, f] * dt * max(abs(v1), par[P_PITAU, f] * r1)
+    return not (a <= h_max and b <= h_max)
+
+
 @nb.njit(cache=True, error_model="numpy")
 def _redo_stiff(x, x0, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub):
-    """The adaptive scheme's slow path: nodes whose rate * dt at the step's start exceeds h_max are
+    """The adaptive scheme's slow path: nodes whose rate * dt at the step's start or end exceeds h_max are
     integrated again from x0 in sub-steps (rate * h <= H_SUB), with the drive (coupling, noise) of the
     fixed step.
     hbuf: one element of the history precision (self-coupling reads the state as the ring holds it)."""
     for f in range(x.shape[1]):
         r, V = x0[0, f], x0[1, f]
-        if not par[P_RATE, f] * dt * max(abs(V), par[P_PITAU, f] * r) > h_max:
+        if not _stiff(par, f, dt, h_max, r, V, x[0, f], x[1, f]):
             continue
         hbuf[0] = r
         c_r = par[P_A, f] * np.float64(acct[0, k, f] + selfw[f] * hbuf[0]) + par[P_B, f]

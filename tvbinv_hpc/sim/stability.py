@@ -43,5 +43,5 @@ def main(argv: list[str] | None = None) -> int:
         m = measure(args.n, args.length, scheme)
         lo = f", smallest diverged a {m['a_diverged'][0]:.3f}" if m["a_diverged"] else ""
         print(f"{scheme:8s}: {m['diverged']}/{m['n']} diverged ({100 * m['diverged'] / m['n']:.1f} %){lo}; "
-              f"{100 * m['substep_fraction']:.2f} sub-steps per node-step; {m['seconds']:.0f} s", flush=True)
+              f"{m['substep_fraction']:.3f} sub-steps per node-step; {m['seconds']:.0f} s", flush=True)
     return 0
