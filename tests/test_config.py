@@ -102,3 +102,14 @@ def test_quickstart_is_valid():
     assert set(cfg["prior"]) == {"coupling.a", "model.eta", "integrator.noise.nsig"}
     text = config.dumps(cfg)
     assert "[prior.\"coupling.a\"]" in text or "coupling.a" in text
+
+
+def test_unphysiological_speed_is_warned_before_compute(small_config, caplog):
+    import logging
+
+    path = small_config()
+    path.write_text(path.read_text().replace("speed = 3.0", "speed = 0.2"))
+    with caplog.at_level(logging.INFO, logger="tvbinv_hpc"):
+        pipeline.prepare(str(path))
+    text = caplog.text
+    assert "conduction speed 0.2 m/s" in text and "outside the physiological 1-20 m/s" in text

@@ -84,6 +84,12 @@ def prepare(config_arg: str) -> Setup:
     def check() -> dict[str, Any]:
         s = build_setup(load_config(config_arg))
         built["setup"] = s
+        e = s.engine
+        log.info("simulator: %s scheme, conduction speed %.3g m/s (delays up to %.0f ms), BOLD from %.1f s "
+                 "(Balloon start %s)", e.scheme, e.speed_m_per_s, e.max_delay_ms, e.bold_transient_ms / 1000,
+                 e.bold_start)
+        for w in e.physiology_warnings():   # legal but probably not meant: said once, before any compute
+            log.warning("config: %s", w)
         return s.cfg
 
     cfg = mpi.decide(check)
