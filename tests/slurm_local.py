@@ -176,6 +176,14 @@ class Cluster:
         res = self.run("scontrol", "show", "job", "-o", jobid, timeout=20)
         return dict(re.findall(r"(\w+)=(\S*)", res.stdout)) if res.returncode == 0 else {}
 
+    def ctld_log(self, jobid: str) -> str:
+        """slurmctld's log lines about one job (why it was requeued, failed or timed out)."""
+        try:
+            lines = (self.base / "log" / "slurmctld.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(ln for ln in lines if re.search(rf"JobId={jobid}\b|job {jobid}\b", ln))
+
     def jobs(self) -> list[str]:
         res = self.run("squeue", "-h", "-o", "%i", timeout=20)
         return res.stdout.split()

@@ -131,9 +131,11 @@ def sessions(store: Path) -> list[dict]:
     return read_sessions(store)
 
 
-def check_requeued_and_identical(d: Path, jobid: str, info: dict, reference: Path) -> str:
+def check_requeued_and_identical(cluster, d: Path, jobid: str, info: dict, reference: Path) -> str:
     log = job_log(d, jobid)
-    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", (info, log)
+    # A plain-string message: pytest prints it whole (a tuple's repr is cut in the middle).
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", (
+        f"job record: {info}\n--- job log ---\n{log}\n--- slurmctld ---\n{cluster.ctld_log(jobid)}")
     restarts = int(info["Restarts"])
     assert restarts >= 1, log
     assert log.count("exit 75: checkpointed with work left; requeueing job") == restarts, log
@@ -187,7 +189,7 @@ def test_b_time_limit_warning_mid_simulate_requeues_and_completes(cluster, workd
     jobid = submit(cluster, d, "--time=2", "--signal=B:USR1@60", TVBINV_VERB="simulate",
                    TVBINV_TEST_BATCH_DELAY="6")
     info, skipped = cluster.wait_done(jobid, timeout=480)
-    log = check_requeued_and_identical(d, jobid, info, reference[0] / "out" / "store.h5")
+    log = check_requeued_and_identical(cluster, d, jobid, info, reference[0] / "out" / "store.h5")
     assert skipped == int(info["Restarts"])
     assert "received SIGUSR1: forwarding SIGUSR1 to srun" in log, log
     assert "signal 10 received: finishing the batch in flight" in log, log
@@ -201,7 +203,7 @@ def test_c_scancel_usr1_to_the_batch_shell_requeues_and_completes(cluster, workd
     res = cluster.run("scancel", "--signal=USR1", "--batch", jobid)
     assert res.returncode == 0, res.stderr
     info, skipped = cluster.wait_done(jobid, timeout=300)
-    log = check_requeued_and_identical(d, jobid, info, reference[0] / "out" / "store.h5")
+    log = check_requeued_and_identical(cluster, d, jobid, info, reference[0] / "out" / "store.h5")
     assert info["Restarts"] == "1" and skipped == 1, log
     assert log.count("received SIGUSR1: forwarding SIGUSR1 to srun") == 1, log
 
