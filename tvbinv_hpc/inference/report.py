@@ -224,7 +224,8 @@ def write_report(path: str | Path, summary: dict) -> None:
     if tr:
         lines += [f"Trained on {tr.get('n_train')} + {tr.get('n_validation')} (validation) simulations, "
                   f"{tr.get('n_excluded')} excluded (NaN/Inf); {tr.get('epochs')} epochs in "
-                  f"{tr.get('seconds')} s.", ""]
+                  f"{tr.get('seconds')} s"
+                  + (f" (an equal-weight ensemble of {tr['ensemble']} flows)." if tr.get("ensemble") else "."), ""]
     has_true = any("true" in e for e in summary["parameters"].values())
     head = ["parameter", "mean", "std", "q05", "q50", "q95", "shrinkage"]
     head += ["true", "z-score"] if has_true else []

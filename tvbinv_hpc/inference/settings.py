@@ -26,6 +26,8 @@ TRAIN_DEFAULTS: dict[str, tuple[Any, str]] = {
     "num_transforms": (5, "number of flow transforms"),
     "num_bins": (10, "spline bins (nsf, maf_rqs, zuko_nsf)"),
     "num_components": (10, "mixture components (mdn)"),
+    "ensemble": (1, "flows trained on the same rows with seeds seed, seed + 1, ...; the posterior is their "
+                    "equal-weight mixture (wider where the members disagree: better calibrated on few rows)"),
     "z_score_theta": ("independent", "standardise theta: independent, structured or none"),
     "z_score_x": ("robust", "standardise x (features): robust ((x - median) / IQR, then asinh: heavy-tailed "
                             "features such as FCD fluidity keep their order without dominating), or sbi's "
@@ -92,7 +94,8 @@ def validate_train(section: dict | None) -> dict:
     _choice(out, "train", "z_score_theta", Z_SCORE_CHOICES)
     _choice(out, "train", "z_score_x", Z_SCORE_X_CHOICES)
     for key, lo in (("hidden_features", 1), ("num_transforms", 1), ("num_bins", 1), ("num_components", 1),
-                    ("batch_size", 1), ("stop_after_epochs", 1), ("max_epochs", 0), ("threads", 0)):
+                    ("batch_size", 1), ("stop_after_epochs", 1), ("max_epochs", 0), ("threads", 0),
+                    ("ensemble", 1)):
         _int(out, "train", key, lo)
     lr = out["learning_rate"]
     if not _is_num(lr) or lr <= 0:

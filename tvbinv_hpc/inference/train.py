@@ -1,8 +1,8 @@
 """Train sbi's NPE on the simulated (theta, x) rows; save, reload and sample the posterior.
 
 The saved file is a ``torch.save`` of plain dicts and tensors (loadable with ``weights_only=True``):
-the network's state_dict, the builder name and kwargs to rebuild it, and meta (parameter and
-feature names, prior spec, config hash, versions). Pickled posteriors break across sbi versions,
+the network's state_dict (one per member for an ensemble), the builder name and kwargs to rebuild it,
+and meta (parameter and feature names, prior spec, config hash, versions). Pickled posteriors break across sbi versions,
 so they are never written.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tvbinv_hpc.errors import InputError, TvbinvError
 from tvbinv_hpc.inference.settings import validate_train
 
 FORMAT = "tvbinv-hpc-posterior"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2 adds ensembles (state_dicts); single flows are still written as version 1
 
 
 def min_train_rows(n_params: int) -> int:
@@ -123,6 +123,46 @@ class RobustFeatures(torch.nn.Module):
         return torch.asinh((x - self.center) / self.scale)
 
 
+class FlowEnsemble:
+    """Equal-weight mixture of K DirectPosteriors trained on the same rows with different seeds.
+
+    A single flow trained on ~10^3 simulations is over-confident where the data constrain a parameter
+    weakly; the members disagree exactly there, so their mixture is wider where it should be. The
+    methods mirror DirectPosterior's (sample, sample_batched, log_prob, log_prob_batched); each draw
+    picks its member at random (torch's generator: reproducible under torch.manual_seed), and draws are
+    returned in random order so that the first draw of a batch is a draw of the mixture.
+    """
+
+    def __init__(self, posteriors: list[Any]):
+        self.posteriors = list(posteriors)
+        self.prior = self.posteriors[0].prior
+
+    def _mix(self, n: int, draw: Callable[[Any, int], torch.Tensor]) -> torch.Tensor:
+        counts = torch.bincount(torch.randint(len(self.posteriors), (n,)), minlength=len(self.posteriors))
+        parts = [draw(p, int(c)) for p, c in zip(self.posteriors, counts) if c > 0]
+        out = torch.cat(parts, dim=0)
+        return out[torch.randperm(n)]
+
+    def sample(self, sample_shape: Any = (), x: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        shape = torch.Size(sample_shape)
+        out = self._mix(shape.numel(), lambda p, c: p.sample((c,), x=x, **kwargs))
+        return out.reshape(*shape, out.shape[-1])
+
+    def sample_batched(self, sample_shape: Any, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        shape = torch.Size(sample_shape)
+        out = self._mix(shape.numel(), lambda p, c: p.sample_batched((c,), x=x, **kwargs))
+        return out.reshape(*shape, *out.shape[1:])
+
+    def _mean_density(self, lps: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logsumexp(torch.stack(lps), dim=0) - np.log(len(lps))
+
+    def log_prob(self, theta: torch.Tensor, x: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        return self._mean_density([p.log_prob(theta, x=x, **kwargs) for p in self.posteriors])
+
+    def log_prob_batched(self, theta: torch.Tensor, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return self._mean_density([p.log_prob_batched(theta, x=x, **kwargs) for p in self.posteriors])
+
+
 def _builder_spec(settings: dict) -> dict:
     robust = settings["z_score_x"] == "robust"
     kwargs = {
@@ -173,6 +213,41 @@ def _check_arrays(theta: np.ndarray, x: np.ndarray, param_names: list, feature_n
         raise InputError(f"x has {x.shape[1]} columns but {len(feature_names)} feature names")
 
 
+def _fit_member(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict, spec: dict, seed: int,
+                tracker: Any) -> tuple[Any, dict]:
+    """One flow trained with ``seed`` (initialisation, validation split, batches): (posterior, summary)."""
+    from sbi.inference import NPE
+
+    torch.manual_seed(seed)
+    inference = NPE(prior=prior, density_estimator=_build_fn(spec), device="cpu", tracker=tracker,
+                    show_progress_bars=False)
+    # sbi checks the raw x for its own z-scoring, which robust_x replaces; and it prints "converged
+    # after N epochs" with a carriage return into the middle of our log lines (we log the epochs later)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        if spec["robust_x"]:
+            warnings.filterwarnings("ignore", message="Data has (extreme outliers|constant values)")
+        inference.append_simulations(torch.from_numpy(theta), torch.from_numpy(x))
+        estimator = inference.train(
+            training_batch_size=settings["batch_size"],
+            learning_rate=settings["learning_rate"],
+            validation_fraction=settings["validation_fraction"],
+            stop_after_epochs=settings["stop_after_epochs"],
+            max_num_epochs=settings["max_epochs"] or 2**31 - 1,
+            clip_max_norm=settings["clip_max_norm"] or None,
+            show_train_summary=False,
+        )
+    estimator.eval()
+    s = inference.summary
+    return inference.build_posterior(estimator), {
+        "epochs": int(s["epochs_trained"][-1]),
+        "best_validation_loss": float(s["best_validation_loss"][-1]),
+        "training_loss": [float(v) for v in s["training_loss"]],
+        "validation_loss": [float(v) for v in s["validation_loss"]],
+        "n_train": int(len(inference.train_indices)),
+        "n_validation": int(len(inference.val_indices)),
+    }
+
+
 def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict, *,
                     param_names: list[str], feature_names: list[str], prior_spec: dict, meta: dict,
                     log: Callable[[str], Any] = print,
@@ -181,10 +256,10 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
 
     ``meta`` is copied into the saved file; its ``config_hash`` is what ``is_trained`` compares,
     ``seed`` is used when ``settings["seed"]`` is None and ``ranks_on_node`` when threads is 0.
+    With ``settings["ensemble"]`` = K > 1, K flows are trained (seeds seed .. seed + K - 1) and the
+    posterior is their equal-weight mixture, a :class:`FlowEnsemble`.
     TensorBoard logs go to ``tensorboard_dir`` (default ./tensorboard) only when asked for.
     """
-    from sbi.inference import NPE
-
     settings = validate_train(settings)
     theta = np.asarray(theta, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
@@ -224,48 +299,26 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        torch.manual_seed(seed)
-        inference = NPE(prior=prior, density_estimator=_build_fn(spec), device="cpu", tracker=tracker,
-                        show_progress_bars=False)
-        # sbi checks the raw x for its own z-scoring, which robust_x replaces; and it prints "converged
-        # after N epochs" with a carriage return into the middle of our log lines (we log the epochs below)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            if spec["robust_x"]:
-                warnings.filterwarnings("ignore", message="Data has (extreme outliers|constant values)")
-            inference.append_simulations(torch.from_numpy(theta32[ok]), torch.from_numpy(x32[ok]))
-            estimator = inference.train(
-                training_batch_size=settings["batch_size"],
-                learning_rate=settings["learning_rate"],
-                validation_fraction=settings["validation_fraction"],
-                stop_after_epochs=settings["stop_after_epochs"],
-                max_num_epochs=settings["max_epochs"] or 2**31 - 1,
-                clip_max_norm=settings["clip_max_norm"] or None,
-                show_train_summary=False,
-            )
-        estimator.eval()
-        posterior = inference.build_posterior(estimator)
+        members = [_fit_member(theta32[ok], x32[ok], prior, settings, spec, seed + j, tracker)
+                   for j in range(settings["ensemble"])]
     finally:
         torch.set_num_threads(prev_threads)
         tracker.flush()
     seconds = time.perf_counter() - t0
-
-    s = inference.summary
-    summary = {
-        "epochs": int(s["epochs_trained"][-1]),
-        "best_validation_loss": float(s["best_validation_loss"][-1]),
-        "training_loss": [float(v) for v in s["training_loss"]],
-        "validation_loss": [float(v) for v in s["validation_loss"]],
-        "n_rows": int(len(x)),
-        "n_train": int(len(inference.train_indices)),
-        "n_validation": int(len(inference.val_indices)),
-        "n_excluded": int((~ok).sum()),
-        "n_excluded_x": int(bad_x.sum()),
-        "n_excluded_theta": int(bad_theta.sum()),
-        "seconds": round(seconds, 3),
-        "threads": threads,
-        "seed": seed,
-    }
-    log(f"train: {spec['model']} trained {summary['epochs']} epochs in {seconds:.1f} s on {threads} "
+    posterior = members[0][0] if len(members) == 1 else FlowEnsemble([m[0] for m in members])
+    summary = {**members[0][1], "n_rows": int(len(x)), "n_excluded": int((~ok).sum()),
+               "n_excluded_x": int(bad_x.sum()), "n_excluded_theta": int(bad_theta.sum()),
+               "seconds": round(seconds, 3), "threads": threads, "seed": seed}
+    if len(members) > 1:
+        # the loss curves stay the first member's; the totals and each member's end point are kept
+        summary["ensemble"] = len(members)
+        summary["epochs"] = sum(m[1]["epochs"] for m in members)
+        summary["best_validation_loss"] = float(np.mean([m[1]["best_validation_loss"] for m in members]))
+        summary["members"] = [{"seed": seed + j, "epochs": m[1]["epochs"],
+                               "best_validation_loss": m[1]["best_validation_loss"]}
+                              for j, m in enumerate(members)]
+    what = spec["model"] if len(members) == 1 else f"ensemble of {len(members)} {spec['model']} flows"
+    log(f"train: {what} trained {summary['epochs']} epochs in {seconds:.1f} s on {threads} "
         f"thread(s), best validation loss {summary['best_validation_loss']:.4f}")
     full_meta = _jsonable({
         **meta,
@@ -287,13 +340,14 @@ def save_posterior(path: str | Path, trained: TrainedPosterior) -> None:
     """Write weights + rebuild settings + meta atomically (a crash never leaves a half file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "state_dict": trained.posterior.posterior_estimator.state_dict(),
-        "meta": trained.meta,
-        "summary": _jsonable(trained.summary),
-    }
+    payload = {"format": FORMAT, "format_version": 1, "meta": trained.meta,
+               "summary": _jsonable(trained.summary)}
+    if isinstance(trained.posterior, FlowEnsemble):
+        # version 2: one state_dict per member (a version-1 file, one flow, stays readable by older code)
+        payload["format_version"] = FORMAT_VERSION
+        payload["state_dicts"] = [p.posterior_estimator.state_dict() for p in trained.posterior.posteriors]
+    else:
+        payload["state_dict"] = trained.posterior.posterior_estimator.state_dict()
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -354,13 +408,16 @@ def load_posterior(path: str | Path, prior: Any = None,
     g = torch.Generator().manual_seed(0)
     theta_b = torch.randn(200, d, generator=g)
     x_b = torch.randn(200, k, generator=g)
-    estimator = _build_fn(meta["builder"])(theta_b, x_b)
-    try:
-        estimator.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: saved weights do not fit the rebuilt network: {exc}") from exc
-    estimator.eval()
-    posterior = DirectPosterior(posterior_estimator=estimator, prior=prior, device="cpu")
+    members = []
+    for state in payload["state_dicts"] if "state_dicts" in payload else [payload["state_dict"]]:
+        estimator = _build_fn(meta["builder"])(theta_b, x_b)
+        try:
+            estimator.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: saved weights do not fit the rebuilt network: {exc}") from exc
+        estimator.eval()
+        members.append(DirectPosterior(posterior_estimator=estimator, prior=prior, device="cpu"))
+    posterior = members[0] if len(members) == 1 else FlowEnsemble(members)
     return TrainedPosterior(posterior=posterior, summary=payload.get("summary", {}), meta=meta)
 
 
