@@ -24,6 +24,7 @@ from tvbinv_hpc.parallel import driver, mpi, store
 
 log = logging.getLogger("tvbinv_hpc")
 PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide with the prior's rows
+FCD_DEFAULT_WINDOW_S = 60.0  # FCD agreement without an FCD feature: 60 s windows, the common resting-state choice
 
 
 @dataclass
@@ -163,7 +164,9 @@ def posterior_path(s: Setup) -> Path:
     return s.output / "posterior.pt"
 
 
-def _train(s: Setup, force: bool) -> None:
+def _train(s: Setup, force: bool, obs: Observation | None = None) -> None:
+    """Train on rank 0. ``obs``: the observation when the caller has it (``run``); otherwise a configured
+    observation is computed here, once, for the prior predictive check before training."""
     from tvbinv_hpc import inference
 
     path, chash = posterior_path(s), config_mod.config_hash(s.cfg) + "-" + _train_hash(s)
@@ -180,6 +183,9 @@ def _train(s: Setup, force: bool) -> None:
         ok = status == store.OK
         log.info("train: %d train rows, %d ok, %d diverged, %d with non-finite features (excluded)",
                  status.size, ok.sum(), (status == store.DIVERGED).sum(), (status == store.ERROR).sum())
+        o = obs if obs is not None else observe(s) if observation_configured(s.cfg) else None
+        if o is not None and ok.any():
+            _prior_check(s, rows["x"][ok], o.x)
         settings = dict(s.cfg["train"])
         if settings.get("seed") is None:
             settings["seed"] = s.seed
@@ -213,6 +219,7 @@ class Observation:
     fc: np.ndarray                  # (N, N) observed FC after the burn-in
     theta_true: np.ndarray | None   # (d,) for a synthetic observation
     source: str
+    bold: np.ndarray | None = None  # (T, N) float64 as observed, before the burn-in (for its FCD)
 
 
 def _burn(s: Setup, bold: np.ndarray) -> np.ndarray:
@@ -254,19 +261,68 @@ def observe(s: Setup) -> Observation:
         if status[0] != store.OK:
             raise TvbinvError(f"the synthetic observation (theta {dict(zip(s.prior.names, theta))}) "
                               f"{store.STATUS_NAMES[int(status[0])]}; choose another observation.theta")
-        return Observation(x[0], fc(_burn(s, bold[0].astype(np.float64))), theta, "synthetic")
+        b = bold[0].astype(np.float64)
+        return Observation(x[0], fc(_burn(s, b)), theta, "synthetic", b)
     from tvbinv_hpc.inference import load_empirical_bold
 
     bold = load_empirical_bold(o["source"], n_regions=s.engine.n_regions, tr_ms=s.engine.tr_ms,
                                variable=o["variable"] or None, min_timepoints=s.features.min_samples)
     x = s.features.compute_empirical(bold)
-    return Observation(np.asarray(x, float), fc(_burn(s, bold)), None, str(o["source"]))
+    return Observation(np.asarray(x, float), fc(_burn(s, bold)), None, str(o["source"]),
+                       np.asarray(bold, dtype=np.float64))
+
+
+def _prior_check(s: Setup, x_train: np.ndarray, x_obs: np.ndarray) -> dict[str, Any]:
+    """Rank 0, before training: do the simulations reach the observation? Loud when they do not."""
+    from tvbinv_hpc.inference.priorcheck import prior_predictive_check
+
+    check = prior_predictive_check(x_train, x_obs, s.features.names)
+    if check["verdict"] == "inside":
+        log.info("prior predictive check: %s", check["message"])
+    else:
+        log.warning("PRIOR PREDICTIVE CHECK %s: %s", check["verdict"].upper(), check["message"])
+    return check
+
+
+def fcd_window(s: Setup) -> dict[str, Any]:
+    """The FCD the report compares: the feature set's own (fcd_stats first, else bold_fcd_for_sbi, whose
+    FCD_SUM keeps window pairs at lag >= win_len), else FCD_DEFAULT_WINDOW_S windows, step 1 sample, lag >=
+    win_len (non-overlapping pairs: overlapping windows share samples and correlate trivially)."""
+    specs = s.features.describe()
+    for spec in specs:
+        if spec["name"] == "fcd_stats":
+            return {"win_len": spec["win_len"], "win_sp": spec["win_sp"], "include_last": spec["include_last"],
+                    "min_lag": spec["min_lag"], "source": "fcd_stats", "tr_ms": s.engine.tr_ms}
+    for spec in specs:
+        if spec["name"] == "bold_fcd_for_sbi":
+            return {"win_len": spec["win_len"], "win_sp": spec["win_sp"], "include_last": False,
+                    "min_lag": spec["win_len"], "source": "bold_fcd_for_sbi", "tr_ms": s.engine.tr_ms}
+    win = max(2, int(round(FCD_DEFAULT_WINDOW_S * 1000.0 / s.engine.tr_ms)))
+    return {"win_len": win, "win_sp": 1, "include_last": True, "min_lag": win, "source": "default",
+            "tr_ms": s.engine.tr_ms}
+
+
+def _fcd_values(s: Setup, bold: np.ndarray) -> list[np.ndarray] | None:
+    """FCD upper-triangle values (lag >= min_lag) of each BOLD (B, T, N) after the features' burn-in;
+    None when the series is too short for the window (the report says so)."""
+    from tvbinv_hpc.stats.fc import triu_values
+    from tvbinv_hpc.stats.fcd import fcd
+
+    w = fcd_window(s)
+    try:
+        mats = fcd(bold[:, s.features.burn_in_samples:], w["win_len"], w["win_sp"], include_last=w["include_last"])
+    except ValueError:
+        return None
+    if mats.shape[-1] <= w["min_lag"]:
+        return None
+    vals = triu_values(mats, w["min_lag"])
+    return [v[np.isfinite(v)] for v in vals]
 
 
 def _ppc_service(s: Setup) -> dict[str, Any]:
     """Posterior predictive simulations on all ranks, through the driver and a store of their own."""
 
-    def ppc(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def ppc(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray] | None]:
         from tvbinv_hpc.stats import fc
 
         path = s.output / "ppc.h5"
@@ -288,12 +344,14 @@ def _ppc_service(s: Setup) -> dict[str, Any]:
         driver.run_rows(s, path, offset=PPC_OFFSET, progress="log", interval=s.cfg["run"]["progress_interval"],
                         writer=s.cfg["store"]["writer"], what="ppc sims")
         if mpi.rank() != 0:
-            return np.empty(0), None
+            return np.empty(0), None, None
         with store._h5py().File(path, "r") as f:
             x, status = f["x"][...], f["status"][...]
             ok = np.flatnonzero(status == store.OK)
-            fc_mean = fc(_burn(s, f["bold"][...][ok].astype(np.float64))).mean(axis=0) if ok.size else None
-        return x, fc_mean
+            bold = f["bold"][...][ok].astype(np.float64)
+        if not ok.size:
+            return x, None, None
+        return x, fc(_burn(s, bold)).mean(axis=0), _fcd_values(s, bold)
 
     return {"ppc": ppc}
 
@@ -320,13 +378,18 @@ def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] 
         o = obs or observe(s)
         trained = inference.load_posterior(posterior_path(s), s.prior.torch(), log=log.info)
         test = store.read_rows(s.cfg["store"]["path"], split=store.TEST, ok_only=True)
-        health = _health(s)
+        rows = store.read_rows(s.cfg["store"]["path"], split=None, ok_only=False)
+        health = _health(s, rows)
+        trained_on = (rows["split"] == store.TRAIN) & (rows["status"] == store.OK)
+        fcd_obs = None if o.bold is None else _fcd_values(s, o.bold[None])
         rng_index = np.arange(PPC_OFFSET * 2, PPC_OFFSET * 2 + 4000)
         summary = inference.diagnose(
             trained, x_obs=o.x, theta_true=o.theta_true, theta_test=test["theta"], x_test=test["x"],
             prior_samples=s.prior.sample(rng_index, s.seed), prior_std=s.prior.mean_std()[1],
             settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info, health=health,
-            ppc_simulate=(lambda th: mpi.call_all(services, "ppc", th)) if s.cfg["diagnose"]["ppc_draws"] else None)
+            ppc_simulate=(lambda th: mpi.call_all(services, "ppc", th)) if s.cfg["diagnose"]["ppc_draws"] else None,
+            x_prior=rows["x"][trained_on], sc=s.engine.connectome.weights,
+            fcd_obs=fcd_obs[0] if fcd_obs else None, fcd_window=fcd_window(s))
         summary["run_key"] = key
         summary["observation_source"] = o.source
         done.write_text(json.dumps(summary, indent=2, default=_json_default))
@@ -337,12 +400,13 @@ def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] 
     return mpi.lead(task, services)
 
 
-def _health(s: Setup) -> dict[str, Any]:
-    """Divergence per prior region and start-up-artefact counts of the store's simulations."""
+def _health(s: Setup, rows: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Divergence per prior region and start-up-artefact counts of the store's simulations (``rows``: all
+    of them, ``store.read_rows(split=None, ok_only=False)``, when the caller has read them already)."""
     from tvbinv_hpc.inference.health import simulation_health
 
     path = s.cfg["store"]["path"]
-    rows = store.read_rows(path, split=None, ok_only=False)
+    rows = rows if rows is not None else store.read_rows(path, split=None, ok_only=False)
     return simulation_health(rows["theta"], rows["status"], s.prior.names, diverged_code=store.DIVERGED,
                              done_codes=(store.OK, store.DIVERGED, store.ERROR), sessions=store.sessions(path))
 
@@ -370,7 +434,7 @@ def run(args: Any) -> int:
     code = _simulate(s)
     if code:
         return code
-    _train(s, args.force)
+    _train(s, args.force, obs)  # the observation computed above: not simulated again for the prior check
     if mpi.agree(mpi.stop_request().received is not None):
         log.warning("stop signal received during training: exit %d before diagnostics (requeue to finish)",
                     driver.REQUEUE_EXIT)

@@ -12,7 +12,8 @@ from tvbinv_hpc.inference.settings import DIAGNOSE_DEFAULTS, TRAIN_DEFAULTS, val
 
 _LAZY = {
     "diagnose": "workflow",
-    "fc_compare": "diagnostics", "ppc_compare": "diagnostics", "shrinkage": "diagnostics",
+    "fc_compare": "diagnostics", "fcd_agreement": "diagnostics", "ppc_compare": "diagnostics",
+    "sc_baselines": "diagnostics", "shrinkage": "diagnostics", "prior_predictive_check": "priorcheck",
     "summarize_samples": "diagnostics", "zscore": "diagnostics",
     "load_empirical_bold": "observe",
     "TrainedPosterior": "train", "is_trained": "train", "load_posterior": "train", "min_train_rows": "train",

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tvbinv_hpc.errors import InputError
+
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)
 
@@ -141,3 +143,81 @@ def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
     r = float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
     rmse = float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.any() else float("nan")
     return {"fc_corr": r, "fc_rmse": rmse}
+
+
+def _triu_corr(a: np.ndarray, b: np.ndarray) -> float:
+    iu = np.triu_indices_from(a, k=1)
+    u, v = a[iu], b[iu]
+    ok = np.isfinite(u) & np.isfinite(v)
+    if ok.sum() < 3 or u[ok].std() == 0 or v[ok].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(u[ok], v[ok])[0, 1])
+
+
+def sc_baselines(fc_obs: np.ndarray, sc: np.ndarray) -> dict:
+    """r(FC, SC) and r(FC, log(1 + SC)): how well the structure alone predicts the observed FC.
+
+    Upper triangle (k = 1) of the observed FC against the symmetrised SC, (W + W') / 2, as the FC is
+    symmetric. log(1 + SC) is not scale-free, and the simulator's weights are often normalised by their
+    maximum (where log(1 + w) is nearly linear and the baseline collapses onto raw SC): SC is therefore
+    expressed in units of its smallest non-zero off-diagonal weight first, which turns max-normalised
+    streamline counts back into counts (the smallest count is 1) and so gives log(1 + count) exactly.
+    A fit whose predicted FC correlates less with the data than these does not use the dynamics.
+    """
+    fc_obs, w = np.asarray(fc_obs, dtype=np.float64), np.asarray(sc, dtype=np.float64)
+    if fc_obs.shape != w.shape or fc_obs.ndim != 2:
+        raise InputError(f"FC {fc_obs.shape} and SC {w.shape} must be square matrices of the same size")
+    off = ~np.eye(len(w), dtype=bool)
+    pos = np.abs(w[off])[np.abs(w[off]) > 0]
+    unit = float(pos.min()) if pos.size else 1.0
+    sym = (np.abs(w) + np.abs(w).T) / 2
+    return {"r_fc_sc": _triu_corr(fc_obs, sym), "r_fc_logsc": _triu_corr(fc_obs, np.log1p(sym / unit)),
+            "sc_log_unit": unit}
+
+
+def ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic sup |F_a - F_b| (scipy's ks_2samp statistic)."""
+    a, b = np.sort(np.asarray(a, dtype=np.float64)), np.sort(np.asarray(b, dtype=np.float64))
+    pts = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, pts, "right") / a.size
+                        - np.searchsorted(b, pts, "right") / b.size).max())
+
+
+FCD_SUMMARY = 2000   # each FCD's values -> this many evenly spaced quantiles (ECDF error <= 1 / 2000)
+
+
+def _summarize_values(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size <= FCD_SUMMARY:
+        return np.sort(v)
+    return np.quantile(v, (np.arange(FCD_SUMMARY) + 0.5) / FCD_SUMMARY)
+
+
+def fcd_agreement(fcd_obs: np.ndarray, fcd_draws: list[np.ndarray]) -> dict:
+    """KS distance between the observed FCD values and the pooled posterior-predictive FCD values, and
+    the same distance for each predictive draw against the pool of the others (leave-one-out).
+
+    The draws' distances are what the statistic looks like when the data do come from the model, a scale
+    for the observed one (a pooled KS p-value would be meaningless: FCD entries are strongly dependent).
+    p: Monte Carlo rank, (1 + #{draw D >= observed D}) / (n_draws + 1). Every FCD is first reduced to
+    FCD_SUMMARY quantiles so that each draw weighs the same and the cost does not grow with W^2.
+    """
+    obs = _summarize_values(fcd_obs)
+    draws = [d for d in (_summarize_values(x) for x in fcd_draws) if d.size]
+    out: dict = {"fcd_n_draws": len(draws), "fcd_obs_mean": float(obs.mean()) if obs.size else float("nan")}
+    if obs.size < 2 or not draws:
+        return out
+    pool = np.sort(np.concatenate(draws))
+    out.update(fcd_ks=ks_distance(obs, pool), fcd_pred_mean=float(pool.mean()))
+    if len(draws) >= 2:
+        f_pool = np.searchsorted(pool, pool, "right") / pool.size   # right-continuous, ties included
+        d_loo = []
+        for d in draws:   # F_others = (n_pool F_pool - n_d F_d) / (n_pool - n_d), exact, at every jump
+            f_d = np.searchsorted(d, pool, "right") / d.size
+            f_rest = (pool.size * f_pool - d.size * f_d) / (pool.size - d.size)
+            d_loo.append(float(np.abs(f_d - f_rest).max()))
+        d_loo = np.array(d_loo)
+        out.update(fcd_ks_draws_median=float(np.median(d_loo)), fcd_ks_draws_q95=float(np.quantile(d_loo, 0.95)),
+                   fcd_ks_p=float((1 + (d_loo >= out["fcd_ks"]).sum()) / (len(d_loo) + 1)))
+    return out

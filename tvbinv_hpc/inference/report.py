@@ -13,10 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from tvbinv_hpc.inference import priorcheck
 from tvbinv_hpc.inference.diagnostics import QUANTILES
 from tvbinv_hpc.inference.health import health_lines
 
-NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training")
+NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training",
+                 "prior_check")
+# The observed FCD is "beyond the model's own draws" when its KS distance to the predictive exceeds the
+# draws' 95th percentile (the Monte Carlo p cannot go below 1 / (K + 1), so it is shown, not thresholded).
 
 
 def _attrs(d: dict) -> dict:
@@ -58,7 +62,7 @@ def build_datasets(result: dict) -> dict:
     ppc = result.get("ppc")
     if ppc and ppc.get("fc_obs") is not None:
         obs["fc"] = (("region", "region_b"), np.asarray(ppc["fc_obs"], dtype=np.float64))
-    groups["observed_data"] = xr.Dataset(obs, coords=fc)
+    groups["observed_data"] = xr.Dataset(obs, coords=fc, attrs=_attrs(result.get("baselines") or {}))
     if ppc:
         k = len(ppc["x"])
         pp = {"x": (("chain", "draw", "feature"), _chain(ppc["x"])),
@@ -67,7 +71,9 @@ def build_datasets(result: dict) -> dict:
             pp["fc_mean"] = (("region", "region_b"), np.asarray(ppc["fc_mean"], dtype=np.float64))
         groups["posterior_predictive"] = xr.Dataset(
             pp, coords={**pc, **fc, "chain": [0], "draw": np.arange(k)},
-            attrs=_attrs({"n_diverged": ppc["compare"]["n_diverged"], **ppc.get("fc_stats", {})}))
+            attrs=_attrs({"n_diverged": ppc["compare"]["n_diverged"], **ppc.get("fc_stats", {}),
+                          **ppc.get("fcd_stats", {}),
+                          **{f"fcd_{k}": v for k, v in (result.get("fcd_window") or {}).items()}}))
 
     o = result["obs"]
     diag = {"post_mean": (("param",), o["mean"]), "post_std": (("param",), o["std"]),
@@ -111,7 +117,30 @@ def build_datasets(result: dict) -> dict:
             {"training_loss": (("epoch",), np.asarray(tr["training_loss"], dtype=np.float64)),
              "validation_loss": (("epoch",), np.asarray(tr["validation_loss"], dtype=np.float64))},
             coords={"epoch": np.arange(1, len(tr["validation_loss"]) + 1)})
+    if result.get("prior_check"):
+        groups["prior_check"] = _prior_check_dataset(result["prior_check"])
     return groups
+
+
+def _prior_check_dataset(check: dict) -> Any:
+    """Per-feature placement of the observation among the training simulations; the joint distance and
+    the verdict as attributes. ``flag`` follows CF's flag_values / flag_meanings."""
+    import xarray as xr
+
+    f = check["features"]
+    lo, hi = (f"sim_q{round(100 * q):02d}" for q in priorcheck.CENTRAL)
+    data = {"observed": check["x_obs"], lo: f["q_low"], "sim_q50": f["q50"], hi: f["q_high"],
+            "sim_min": f["min"], "sim_max": f["max"], "percentile": f["percentile"], "p_value": f["p_value"],
+            "excess_normal_score": f["excess"]}
+    ds = xr.Dataset({k: (("feature",), np.asarray(v, dtype=np.float64)) for k, v in data.items()},
+                    coords={"feature": list(check["names"])})
+    ds["flag"] = (("feature",), f["flag"].astype(np.int8),
+                  {"flag_values": np.arange(3, dtype=np.int8), "flag_meanings": "inside tail outside_range"})
+    joint = {f"joint_{k}": v for k, v in check["joint"].items()}
+    ds.attrs = _attrs({"verdict": check["verdict"], "message": check["message"], "n_sims": check["n_sims"],
+                       "n_excluded": check["n_excluded"], **joint, "p_edge": priorcheck.P_EDGE,
+                       "p_outside": priorcheck.P_OUTSIDE})
+    return ds
 
 
 def write_netcdf(path: str | Path, result: dict) -> list[str]:
@@ -200,6 +229,7 @@ def build_summary(result: dict) -> dict:
         if c["n_draws"] and c["n_diverged"] > c["n_draws"] / 2:
             warnings.append(f"{c['n_diverged']} of {c['n_draws']} posterior predictive simulations diverged")
 
+    _comparisons(result, summary, warnings)
     tr = result.get("training") or {}
     summary["training"] = {k: v for k, v in tr.items() if k not in ("training_loss", "validation_loss")}
     meta = result.get("meta", {})
@@ -213,8 +243,87 @@ def build_summary(result: dict) -> dict:
     return summary
 
 
+def baseline_verdict(r_pred: float | None, r_sc: float | None, r_log: float | None) -> str:
+    """In words: does the posterior-predictive FC correlate with the data better than the SC does?"""
+    if r_pred is None:
+        return "no posterior-predictive FC to compare with the structural baselines"
+    named = [(n, r) for n, r in (("SC", r_sc), ("log(1 + SC)", r_log)) if r is not None]
+    beaten = [n for n, r in named if r_pred > r]
+    if named and len(beaten) == len(named):
+        return (f"the posterior predictive (r = {r_pred:.3g}) beats the structural baseline"
+                + ("s" if len(named) > 1 else "") + ": the fitted dynamics explain more of the FC than the "
+                "structure alone")
+    missed = [f"{n} (r = {r:.3g})" for n, r in named if n not in beaten]
+    return (f"the posterior predictive (r = {r_pred:.3g}) does not beat " + " or ".join(missed)
+            + (f" (it beats {beaten[0]})" if beaten else "")
+            + ": its FC correlates with the data no better than the structure alone, so the fit has not "
+              "learned anything from the dynamics")
+
+
+def _comparisons(result: dict, summary: dict, warnings: list[str]) -> None:
+    """Prior predictive check, structural baselines and FCD agreement into ``summary`` (and warnings)."""
+    ppc = result.get("ppc") or {}
+    fcd = ppc.get("fcd_stats")
+    if fcd:
+        summary["ppc"]["fcd"] = {**{k: _f(v) if isinstance(v, float) else v for k, v in fcd.items()},
+                                 "window": result.get("fcd_window")}
+        if fcd.get("fcd_ks_draws_q95") is not None:
+            summary["ppc"]["fcd"]["beyond_draws"] = bool(fcd["fcd_ks"] > fcd["fcd_ks_draws_q95"])
+        if summary["ppc"]["fcd"].get("beyond_draws"):
+            warnings.append(f"the observed FCD distribution differs from the posterior predictive's more than "
+                            f"95 % of the model's own draws do (KS D = {fcd['fcd_ks']:.3g}, draws' median "
+                            f"{fcd['fcd_ks_draws_median']:.3g}, p = {fcd['fcd_ks_p']:.2g})")
+    base = result.get("baselines")
+    if base:
+        b = {k: _f(v) for k, v in base.items()}
+        b["fc_corr_posterior_predictive"] = summary.get("ppc", {}).get("fc_corr")
+        r_pred, known = b["fc_corr_posterior_predictive"], [r for r in (b["r_fc_sc"], b["r_fc_logsc"]) if r is not None]
+        b["beats_baselines"] = None if r_pred is None or not known else bool(all(r_pred > r for r in known))
+        b["verdict"] = baseline_verdict(r_pred, b["r_fc_sc"], b["r_fc_logsc"])
+        summary["baselines"] = b
+        if b["beats_baselines"] is False:
+            warnings.append(b["verdict"])
+    check = result.get("prior_check")
+    if check:
+        summary["prior_check"] = priorcheck.to_summary(check)
+        if check["verdict"] != "inside":   # first: it qualifies every number after it
+            warnings.insert(0, f"prior predictive check: {check['message']}")
+
+
 def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _baseline_lines(b: dict, under_ppc: bool) -> list[str]:
+    head = [] if under_ppc else ["## Structural baselines", ""]
+    return head + [
+        f"Baselines (observed FC against the structure alone, upper triangle): r(FC, SC) = {_fmt(b['r_fc_sc'])}, "
+        f"r(FC, log(1 + SC)) = {_fmt(b['r_fc_logsc'])} (SC symmetrised, in units of its smallest non-zero "
+        f"weight {_fmt(b['sc_log_unit'])}); posterior-predictive FC r = {_fmt(b['fc_corr_posterior_predictive'])}.",
+        f"In words: {b['verdict']}."]
+
+
+def _fcd_lines(f: dict) -> list[str]:
+    w = f.get("window") or {}
+    how = ""
+    if w:
+        secs = f" = {w['win_len'] * w['tr_ms'] / 1000:g} s" if w.get("tr_ms") else ""
+        src = (f"of the feature {w['source']}" if w.get("source") != "default"
+               else "by default: no FCD feature in the set")
+        how = (f" (windows of {w['win_len']} samples{secs}, step {w['win_sp']}, window pairs at lag >= "
+               f"{w['min_lag']}; settings {src})")
+    if "fcd_ks" not in f:
+        return [f"FCD agreement{how}: not computed (the BOLD is too short for this window, or the observed "
+                "FCD is missing)."]
+    line = (f"FCD agreement{how}: KS distance between the observed and the posterior-predictive FCD values "
+            f"D = {_fmt(f['fcd_ks'])} (FCD mean {_fmt(f.get('fcd_obs_mean'))} observed, "
+            f"{_fmt(f.get('fcd_pred_mean'))} predicted)")
+    if f.get("beyond_draws") is not None:
+        same = "beyond" if f["beyond_draws"] else "within"
+        line += (f"; a predictive draw against the others: median D = {_fmt(f['fcd_ks_draws_median'])}, 95th "
+                 f"percentile {_fmt(f['fcd_ks_draws_q95'])} (p = {_fmt(f['fcd_ks_p'])}): the observed FCD "
+                 f"is {same} what the model's own draws show")
+    return [line + "."]
 
 
 def write_report(path: str | Path, summary: dict) -> None:
@@ -235,6 +344,8 @@ def write_report(path: str | Path, summary: dict) -> None:
         vals = [e["mean"], e["std"], e["q05"], e["q50"], e["q95"], e["shrinkage"]]
         vals += [e.get("true"), e.get("zscore")] if has_true else []
         lines.append(f"| {p} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    if summary.get("prior_check"):   # next to the posterior: it says whether the table can be trusted at all
+        lines += [""] + priorcheck.report_lines(summary["prior_check"])
     t = summary.get("test")
     if t:
         lines += ["", f"## Calibration on {t['n_rows']} held-out simulations ({t['n_samples']} draws each)",
@@ -258,6 +369,10 @@ def write_report(path: str | Path, summary: dict) -> None:
                          f"RMSE = {_fmt(ppc.get('fc_rmse'))}.")
         missed = ", ".join(ppc["features_abs_z_gt_3"]) or "none"
         lines.append(f"Features off by > 3 predictive std: {missed}.")
+        if ppc.get("fcd"):
+            lines += [""] + _fcd_lines(ppc["fcd"])
+    if summary.get("baselines"):
+        lines += [""] + _baseline_lines(summary["baselines"], bool(ppc))
     if summary.get("simulations"):
         lines += [""] + health_lines(summary["simulations"])
     lines += ["", "## Warnings", ""] + ([f"- {w}" for w in summary["warnings"]] or ["- none"])

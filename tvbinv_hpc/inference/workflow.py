@@ -15,12 +15,21 @@ import numpy as np
 import torch
 
 from tvbinv_hpc.errors import InputError
-from tvbinv_hpc.inference.diagnostics import fc_compare, ppc_compare, summarize_samples, test_rows
+from tvbinv_hpc.inference.diagnostics import (
+    fc_compare,
+    fcd_agreement,
+    ppc_compare,
+    sc_baselines,
+    summarize_samples,
+    test_rows,
+)
+from tvbinv_hpc.inference.priorcheck import prior_predictive_check
 from tvbinv_hpc.inference.report import build_summary, write_netcdf, write_report
 from tvbinv_hpc.inference.settings import validate_diagnose
 from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads, sample_posterior
 
-PpcSimulate = Callable[[np.ndarray], Any]   # theta (K, d) -> (x_ppc (K, k), fc_mean (N, N) | None)
+# theta (K, d) -> x_ppc (K, k), or (x_ppc, fc_mean (N, N) | None[, fcd values: one 1-D array per valid draw])
+PpcSimulate = Callable[[np.ndarray], Any]
 
 
 def _as_2d(name: str, a: Any, cols: int) -> np.ndarray:
@@ -30,10 +39,11 @@ def _as_2d(name: str, a: Any, cols: int) -> np.ndarray:
     return a
 
 
-def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc_obs: Any, log) -> dict:
+def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc_obs: Any, log,
+             fcd_obs: np.ndarray | None = None) -> dict:
     log(f"diagnose: posterior predictive check, simulating {len(theta)} posterior draws")
     out = ppc_simulate(theta)
-    x_ppc, fc_mean = out if isinstance(out, tuple) else (out, None)
+    x_ppc, fc_mean, fcd_ppc = (tuple(out) + (None, None))[:3] if isinstance(out, tuple) else (out, None, None)
     x_ppc = _as_2d("ppc_simulate's x", x_ppc, x_obs.size)
     if len(x_ppc) != len(theta):
         raise InputError(f"ppc_simulate returned {len(x_ppc)} rows for {len(theta)} parameter sets")
@@ -45,8 +55,21 @@ def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc
             raise InputError(f"predicted FC {ppc['fc_mean'].shape} and observed FC "
                              f"{ppc['fc_obs'].shape} differ")
         ppc["fc_stats"] = fc_compare(ppc["fc_obs"], ppc["fc_mean"])
+    if fcd_obs is not None and fcd_ppc:
+        ppc["fcd_stats"] = fcd_agreement(fcd_obs, list(fcd_ppc))
     log(f"diagnose: {ppc['compare']['n_diverged']} of {len(theta)} predictive simulations diverged")
     return ppc
+
+
+def _observation_context(x_prior: Any, x_obs: np.ndarray, feats: list[str], fc_obs: Any, sc: Any,
+                         log: Callable[[str], Any]) -> tuple[dict | None, dict | None]:
+    """What needs no posterior: where the observation lies among the training simulations, and how well
+    the structure alone predicts its FC (the baselines any fit must beat)."""
+    check = None
+    if x_prior is not None:
+        check = prior_predictive_check(_as_2d("x_prior", x_prior, len(feats)), x_obs, feats)
+        log(f"diagnose: prior predictive check: {check['verdict']}")
+    return check, (sc_baselines(fc_obs, sc) if sc is not None and fc_obs is not None else None)
 
 
 def _plots(outdir: Path, result: dict) -> list[Path]:
@@ -83,7 +106,9 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
              theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
              prior_std: np.ndarray | None, settings: dict, outdir: str | Path,
              ppc_simulate: PpcSimulate | None = None, fc_obs: np.ndarray | None = None, seed: int = 0,
-             log: Callable[[str], Any] = print, health: dict | None = None) -> dict:
+             log: Callable[[str], Any] = print, health: dict | None = None, x_prior: np.ndarray | None = None,
+             sc: np.ndarray | None = None, fcd_obs: np.ndarray | None = None,
+             fcd_window: dict | None = None) -> dict:
     """Write posterior.nc, summary.json, report.md and plots into ``outdir``; return the summary.
 
     ``x_obs`` (k,) are the observed features; ``theta_true`` (d,) when the observation is synthetic.
@@ -91,6 +116,10 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     and ``prior_std`` (d,) describe the prior (None: the std of ``prior_samples``).
     ``ppc_simulate`` is called once with all K draws. ``health`` (``inference.health.simulation_health``):
     the simulations' divergence and artefact counts, reported with their warnings.
+    ``x_prior`` (n, k): the simulated training features, for the prior predictive check (``priorcheck``).
+    ``sc`` (N, N): the structural connectivity, for the r(FC, SC) and r(FC, log(1 + SC)) baselines.
+    ``fcd_obs``: the observed FCD values (1-D), compared with the FCD values ``ppc_simulate`` returns;
+    ``fcd_window`` describes how both were computed (win_len, win_sp, include_last, min_lag, source, tr_ms).
     """
     settings = validate_diagnose(settings)
     names, feats = trained.param_names, trained.feature_names
@@ -115,6 +144,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
         raise InputError(f"prior_std must hold {d} positive values, got {prior_std}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    prior_check, baselines = _observation_context(x_prior, x_obs, feats, fc_obs, sc, log)
     mst = settings["max_sampling_time"] or None
 
     t0 = time.perf_counter()
@@ -135,12 +165,15 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     ppc = None
     if ppc_simulate is not None and settings["ppc_draws"]:
         # Samples are i.i.d., so the first K are a random subset of the posterior.
-        ppc = _run_ppc(ppc_simulate, samples[: settings["ppc_draws"]], x_obs, fc_obs, log)
+        ppc = _run_ppc(ppc_simulate, samples[: settings["ppc_draws"]], x_obs, fc_obs, log, fcd_obs)
+        if fcd_window is not None and "fcd_stats" not in ppc:
+            ppc["fcd_stats"] = {"fcd_n_draws": 0}   # the report says it could not be computed
 
     result = {"param_names": names, "feature_names": feats, "samples": samples,
               "prior_samples": prior_samples, "x_obs": x_obs, "theta_true": theta_true,
               "obs": summarize_samples(samples, prior_std, theta_true),
               "test": test, "ppc": ppc, "training": trained.summary, "meta": trained.meta, "health": health,
+              "prior_check": prior_check, "baselines": baselines, "fcd_window": fcd_window,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     groups = write_netcdf(outdir / "posterior.nc", result)
     files = [outdir / "posterior.nc"]
