@@ -65,7 +65,9 @@ TVBINV=$(command -v tvbinv-hpc)
 
 # Open MPI: root needs --allow-run-as-root, more ranks than cores need --oversubscribe.
 MPIEXEC=(mpiexec -n "$NP")
-if mpiexec --version 2>/dev/null | grep -qE 'Open MPI|OpenRTE'; then
+# Capture, then match: `grep -q` in a pipe under pipefail can SIGPIPE the writer and report no match.
+MPI_VERSION=$(mpiexec --version 2>/dev/null || true)
+if [[ "$MPI_VERSION" == *"Open MPI"* || "$MPI_VERSION" == *OpenRTE* ]]; then
     [ "$(id -u)" = 0 ] && MPIEXEC+=(--allow-run-as-root)
     [ "$NP" -gt "$(nproc 2>/dev/null || echo 1)" ] && MPIEXEC+=(--oversubscribe)
     MPIEXEC+=(--bind-to none)   # tvbinv_hpc pins its threads per rank itself

@@ -131,7 +131,9 @@ WALL_S=$(to_seconds "$WALLTIME")
 # Open MPI: root needs --allow-run-as-root; more ranks than cores need --oversubscribe; the environment
 # is not passed to ranks on other nodes unless named with -x.
 MPIEXEC=(mpiexec -n "$NP")
-if mpiexec --version 2>/dev/null | grep -qE 'Open MPI|OpenRTE'; then
+# Capture, then match: `grep -q` in a pipe under pipefail can SIGPIPE the writer and report no match.
+MPI_VERSION=$(mpiexec --version 2>/dev/null || true)
+if [[ "$MPI_VERSION" == *"Open MPI"* || "$MPI_VERSION" == *OpenRTE* ]]; then
     [ "$(id -u)" = 0 ] && MPIEXEC+=(--allow-run-as-root)
     MPIEXEC+=(--bind-to none)   # tvbinv_hpc pins its threads per rank itself
     for v in PATH LD_LIBRARY_PATH PYTHONPATH VIRTUAL_ENV PYTHONUNBUFFERED OMP_NUM_THREADS MKL_NUM_THREADS \
