@@ -17,6 +17,9 @@ from tvbinv_support import store_rows as rows
 
 from tvbinv_hpc.errors import InputError, TvbinvError
 from tvbinv_hpc.parallel import store
+from tvbinv_hpc.stats.hemispheres import RegionInfo
+
+HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = {"batch_size": 3, "ms_per_unit": 10.0, "bold_tr": 100.0, "progress": "none"}
@@ -85,7 +88,7 @@ def test_run_local_equals_engine_and_features(reference):
     path, _, seq, metrics = reference
     engine = Engine.from_tvb(seq.template, seed=seq.seed, ms_per_unit=10.0, bold_tr=100.0)
     res = engine.simulate(seq.overrides(), np.arange(len(seq)))
-    fs = build_features([m.spec for m in metrics], n_regions=76, tr_ms=100.0)
+    fs = build_features([m.spec for m in metrics], regions=HALVES, n_regions=76, tr_ms=100.0)
     r = rows(path)
     assert np.array_equal(r["theta"], seq.values)
     ok = res.status == 1
@@ -192,7 +195,7 @@ def test_metric_call_equals_compute_empirical_and_store(reference):
         bold, x = f["bold"][i].astype(np.float64), f["x"][i]
     t = np.arange(bold.shape[0]) * 100.0
     for m in metrics:
-        fs = build_features([m.spec], n_regions=76, tr_ms=100.0)
+        fs = build_features([m.spec], regions=HALVES, n_regions=76, tr_ms=100.0)
         assert m(t, bold) == list(fs.compute_empirical(bold))
         assert m(t, bold[:, None, :, None]) == m(t, bold)
     assert np.array_equal(np.concatenate([m(t, bold) for m in metrics]), x)

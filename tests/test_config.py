@@ -22,6 +22,15 @@ MISTAKES = [
     ("[diagnose]\nnum_samples = 'many'\n", "diagnose.num_samples", ""),
     ("[bold]\nstart = 'cold'\n", "bold.start", "not one of"),
     ("[integrator]\nscheme = 'rk4'\n", "integrator.scheme", "not one of"),
+    ("[stats]\ndetrend = 'cubic'\n", "stats.detrend", "not one of"),
+    ("[stats]\nbandpass = [0.01, 1.5]\n", "stats.bandpass", "Nyquist"),
+    ("[stats]\ngsr = 'yes'\n", "stats.gsr", "true/false"),
+    ("[observation]\nlayout = 'wide'\n", "observation.layout", "not one of"),
+    ("[observation]\nsource = []\n", "observation.source", "non-empty list"),
+    ("[observation]\ntr = -2.0\n", "observation.tr", ">= 0"),
+    ("[observation]\nsource = 'nowhere/sub-*.mat'\n", "observation.source", "matches no file"),
+    ("[observation]\nsource = ['a.npy', 'b.npy']\nsubjects = ['only-one']\n", "observation.subjects",
+     "2 files"),
 ]
 
 
@@ -53,6 +62,12 @@ def test_each_mistake_names_its_key(small_config, text, key, word, tmp_path):
     (("test_fraction = 0.2", "test_fraction = 1.5"), "budget.test_fraction"),
     (("dt = 0.02", "dt = -0.02"), "integrator.dt"),
     (("speed = 3.0", "speed = true"), "connectome.speed"),
+    (("hemispheres = \"halves\"", "hemispheres = \"sideways\""), "connectome.hemispheres"),
+    (("hemispheres = \"halves\"", "hemispheres = \"auto\""), "stats.features[2].hemispheres"),
+    (("hemispheres = \"halves\"", "drop = [1.5]"), "connectome.drop"),
+    (("hemispheres = \"halves\"", "threshold = 1.0"), "connectome.threshold"),
+    (("hemispheres = \"halves\"", "normalize = \"rank\""), "connectome.normalize"),
+    (("hemispheres = \"halves\"", "symmetrize = \"min\""), "connectome.symmetrize"),
     (('{ name = "fc_stats" }', '{ name = "fc_nope" }'), "stats.features[0].name"),
     (("win_len = 5", "win_len = 500"), "stats.features"),
     (("transient = 500.0", "transient = 'later'"), "bold.transient"),
@@ -113,3 +128,30 @@ def test_unphysiological_speed_is_warned_before_compute(small_config, caplog):
         pipeline.prepare(str(path))
     text = caplog.text
     assert "conduction speed 0.2 m/s" in text and "outside the physiological 1-20 m/s" in text
+
+
+def test_input_paths_resolve_against_the_config_file(tmp_path):
+    """connectome, lengths, labels and observation files are found from the config's folder, wherever the
+    job starts; a tvb-data name stays a name."""
+    import numpy as np
+
+    d = tmp_path / "study"
+    (d / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.save(d / "data" / "w.npy", rng.uniform(size=(6, 6)))
+    np.save(d / "data" / "l.npy", rng.uniform(10, 50, (6, 6)))
+    (d / "data" / "labels.txt").write_text("\n".join(f"R{i}_{s}" for i in range(3) for s in "LR"))
+    np.save(d / "data" / "bold.npy", rng.standard_normal((40, 6)))
+    (d / "cfg.toml").write_text(
+        '[connectome]\nsource = "data/w.npy"\nlengths = "data/l.npy"\nlabels = "data/labels.txt"\n'
+        '[observation]\nsource = "data/bold.npy"\n'
+        '[prior."coupling.a"]\ndist = "uniform"\nlow = 0.0\nhigh = 1.0\n')
+    cfg = config.load(d / "cfg.toml")
+    assert cfg["connectome"]["source"] == str(d / "data" / "w.npy")
+    assert cfg["connectome"]["lengths"] == str(d / "data" / "l.npy")
+    assert cfg["observation"]["source"] == str(d / "data" / "bold.npy")
+    assert config.validate({"prior": {"coupling.a": {"dist": "uniform", "low": 0.0, "high": 1.0}}},
+                           base_dir=d)["connectome"]["source"] == "connectivity_76"
+    s = pipeline.build_setup(cfg)
+    assert s.features.hemispheres.how.startswith("region labels")   # R0_L / R0_R pair up
+    assert "preprocess" not in cfg and cfg["stats"]["bandpass"] == []

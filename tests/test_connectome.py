@@ -71,3 +71,88 @@ def test_idelays_rounding():
     tl = np.array([[0.0, 1.49], [1.51, 3.0]])
     assert idelays(tl, 1.0, 1.0).tolist() == [[0, 1], [2, 3]]
     assert idelays(tl, np.inf, 0.1).tolist() == [[0, 0], [0, 0]]
+
+
+# ---------------------------------------------------------------------------- lab formats and options
+def _fibre_counts(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    w = np.floor(rng.lognormal(3, 2, (n, n))) * (rng.uniform(size=(n, n)) < 0.9)   # not symmetric
+    tl = rng.uniform(10, 150, (n, n))
+    return w, (tl + tl.T) / 2
+
+
+def test_mat_weights_with_lengths_file(tmp_path):
+    import scipy.io
+
+    w, tl = _fibre_counts()
+    scipy.io.savemat(tmp_path / "DTI_CM.mat", {"sc": w})
+    scipy.io.savemat(tmp_path / "DTI_LEN.mat", {"len": tl})
+    c = load_connectome(str(tmp_path / "DTI_CM.mat"), normalize="none", lengths=str(tmp_path / "DTI_LEN.mat"))
+    np.testing.assert_array_equal(c.weights, w)
+    np.testing.assert_array_equal(c.tract_lengths, tl)
+    with pytest.raises(InputError, match="connectome.lengths"):
+        load_connectome(str(tmp_path / "DTI_CM.mat"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".txt", ".npy"])
+def test_text_and_npy_matrices(tmp_path, suffix):
+    w, tl = _fibre_counts(6)
+    for name, a in (("w", w), ("l", tl)):
+        p = tmp_path / f"{name}{suffix}"
+        if suffix == ".npy":
+            np.save(p, a)
+        else:
+            np.savetxt(p, a, delimiter={".csv": ",", ".tsv": "\t", ".txt": " "}[suffix])
+    c = load_connectome(str(tmp_path / f"w{suffix}"), normalize="none", lengths=str(tmp_path / f"l{suffix}"))
+    np.testing.assert_allclose(c.weights, w)
+    np.testing.assert_allclose(c.tract_lengths, tl)
+
+
+def test_drop_symmetrize_log1p_threshold(tmp_path):
+    w, tl = _fibre_counts(10)
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "l.npy", tl)
+    c = load_connectome(str(tmp_path / "w.npy"), normalize="log1p", lengths=str(tmp_path / "l.npy"),
+                        drop=[2, 7], symmetrize="mean", zero_diagonal=True)
+    kept = [0, 1, 3, 4, 5, 6, 8, 9]
+    ws = (w[np.ix_(kept, kept)] + w[np.ix_(kept, kept)].T) / 2
+    np.fill_diagonal(ws, 0)
+    np.testing.assert_allclose(c.weights, np.log1p(ws) / np.log1p(ws).max())
+    assert c.n_regions == 8 and c.source_regions == 10 and list(c.kept) == kept
+    assert np.allclose(c.weights, c.weights.T)
+    t = load_connectome(str(tmp_path / "w.npy"), normalize="max", lengths=str(tmp_path / "l.npy"), threshold=0.2)
+    assert np.abs(t.weights[t.weights != 0]).min() >= 0.2
+    assert "the threshold kept" in t.describe()
+    keep = load_connectome(str(tmp_path / "w.npy"), lengths=str(tmp_path / "l.npy"), keep=kept)
+    np.testing.assert_array_equal(keep.kept, kept)
+    with pytest.raises(ConfigError, match="connectome.drop"):
+        load_connectome(str(tmp_path / "w.npy"), lengths=str(tmp_path / "l.npy"), drop=[10])
+    with pytest.raises(ConfigError, match="non-negative"):
+        np.save(tmp_path / "neg.npy", -w)
+        load_connectome(str(tmp_path / "neg.npy"), normalize="log1p", lengths=str(tmp_path / "l.npy"))
+
+
+def test_bold_is_cut_like_the_connectome(tmp_path):
+    w, tl = _fibre_counts(10)
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "l.npy", tl)
+    c = load_connectome(str(tmp_path / "w.npy"), lengths=str(tmp_path / "l.npy"), drop=[0, 5])
+    bold = np.arange(30.0).reshape(3, 10)
+    np.testing.assert_array_equal(c.select_regions(bold, 1, "b"), bold[:, [1, 2, 3, 4, 6, 7, 8, 9]])
+    np.testing.assert_array_equal(c.select_regions(bold[:, :8], 1, "b"), bold[:, :8])   # already cut
+    with pytest.raises(InputError, match="9 regions, but the connectome has 8 or the source's 10"):
+        c.select_regions(bold[:, :9], 1, "b")
+
+
+def test_labels_file_feeds_the_hemisphere_pairing(tmp_path):
+    from tvbinv_hpc.stats.hemispheres import resolve
+
+    w, tl = _fibre_counts(6)
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "l.npy", tl)
+    (tmp_path / "labels.txt").write_text("\n".join(["A_L", "A_R", "B_L", "B_R", "C_L", "C_R"]))
+    c = load_connectome(str(tmp_path / "w.npy"), lengths=str(tmp_path / "l.npy"),
+                        labels=str(tmp_path / "labels.txt"), drop=[2, 3])
+    assert c.region_labels == ["A_L", "A_R", "C_L", "C_R"]
+    h = resolve("auto", 4, c.regions)
+    assert h.left.tolist() == [0, 2] and h.right.tolist() == [1, 3]

@@ -47,6 +47,7 @@ progress_interval = 0.5
 [connectome]
 source = "{npz}"
 speed = 3.0
+hemispheres = "halves"
 
 [coupling]
 a = 0.2

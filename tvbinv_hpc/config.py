@@ -49,6 +49,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "stats": {
         "burn_in": _k(float, 0.0, "Milliseconds of BOLD dropped before every feature."),
+        "detrend": _k(str, "none", "Remove each region's mean ('constant') or linear trend ('linear') after the "
+                      "burn-in; observed and simulated BOLD alike.", choices=("none", "constant", "linear")),
+        "bandpass": _k(list, [], "[low, high] Hz zero-phase Butterworth band-pass (low 0: low-pass), e.g. "
+                       "[0.01, 0.1]; [] for none. Applied to observed and simulated BOLD alike."),
+        "gsr": _k(bool, False, "Global signal regression: regress the mean over regions out of every region "
+                  "(after detrend and band-pass)."),
+        "zscore": _k(bool, False, "z-score every region's series last (FC and FCD do not change; per-region "
+                     "BOLD statistics do)."),
         "features": _k(list, None, "List of feature tables ([[stats.features]], name + parameters); "
                        "default: tvbinv_hpc.stats.DEFAULT_FEATURES."),
     },
@@ -65,11 +73,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
                      choices=("auto", "mpio", "root")),
     },
     "observation": {
-        "source": _k(str, "synthetic", "'synthetic' (simulate observation.theta with the same engine) or a path "
-                     "to empirical BOLD (.nc with time x region, or .npy [T, N])."),
+        "source": _k((str, list), "synthetic", "'synthetic' (simulate observation.theta with the same engine), "
+                     "a path to empirical BOLD (.nc, .mat, .csv/.tsv/.txt, .npy), or a cohort: a list of "
+                     "paths or a glob ('data/*/bold.mat'), each diagnosed with the one trained posterior. "
+                     "Relative to the config file."),
+        "subjects": _k(list, [], "Names of a cohort's subjects, one per source file (default: the file's "
+                       "folder name when files share a name, else the file name)."),
+        "layout": _k(str, "auto", "Axis order of matrix files: 'auto' (by the region count; .nc by dimension "
+                     "names), 'time_region' or 'region_time'.", choices=("auto", "time_region", "region_time")),
+        "tr": _k(float, 0.0, "Sample period of the empirical BOLD in ms when the file does not carry it "
+                 "(.npy, .mat, text); checked against bold.tr. 0: not stated."),
         "theta": _k(dict, {}, "Synthetic ground truth: parameter name -> value (missing parameters: prior mean)."),
         "index": _k(int, -1, "Simulation index seeding the synthetic observation's noise (-1: n_sims + 10**6)."),
-        "variable": _k(str, "", "netCDF variable holding the BOLD (empty: the only 2-D variable)."),
+        "variable": _k(str, "", "Variable holding the BOLD in a .nc/.mat/.npz file (empty: the only 2-D one)."),
     },
 }
 
@@ -79,7 +95,8 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
     from tvbinv_hpc.sim.defaults import DEFAULTS
 
     extra: dict[str, dict[str, Any]] = {
-        "connectome.normalize": {"choices": ("none", "max")},
+        "connectome.normalize": {"choices": ("none", "max", "log1p")},
+        "connectome.symmetrize": {"choices": ("none", "mean", "max")},
         "integrator.scheme": {"choices": ("adaptive", "fixed")},
         "bold.start": {"choices": ("steady", "rest")},
     }
@@ -89,6 +106,10 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
         for key, (default, doc) in keys.items():
             if isinstance(default, bool):
                 types: tuple[type, ...] = (bool,)
+            elif f"{section}.{key}" in INT_LISTS:
+                types = (list,)
+            elif f"{section}.{key}" == "connectome.hemispheres":
+                types = (str, dict)
             elif f"{section}.{key}" == "bold.transient":
                 types = (float, str)           # a number of ms or "auto"
             elif f"{section}.{key}" in POSITIVE or f"{section}.{key}" == "bold.warmup":
@@ -102,6 +123,7 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
     return out
 
 
+INT_LISTS = ("connectome.drop", "connectome.keep")
 POSITIVE = {"connectome.speed", "integrator.dt", "simulation.length", "simulation.ms_per_unit",
             "bold.tavg_period", "bold.tr"}
 SCHEMA = {**{k: v for k, v in SCHEMA.items() if k == "run"}, **_sim_sections(),
@@ -167,6 +189,9 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any
                        ("stats.burn_in", cfg["stats"]["burn_in"])):
         if not isinstance(value, str) and value < 0:
             raise ConfigError(key, f"must be >= 0, got {value}")
+    _check_inputs(cfg)
+    if base_dir is not None:
+        _resolve_paths(cfg, base_dir)
     cfg["run"]["output"] = cfg["run"]["output"].replace("{name}", cfg["run"]["name"])
     if base_dir is not None:
         cfg["run"]["output"] = str((base_dir / cfg["run"]["output"]).resolve())
@@ -177,6 +202,60 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any
     cfg["train"] = validate_train(raw.get("train", {}))
     cfg["diagnose"] = validate_diagnose(raw.get("diagnose", {}))
     return cfg
+
+
+def _check_inputs(cfg: dict[str, Any]) -> None:
+    """What the schema's types cannot say about the input keys (sizes are checked when the data load)."""
+    c, o = cfg["connectome"], cfg["observation"]
+    for key in ("drop", "keep"):
+        v = c[key]
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
+            raise ConfigError(f"connectome.{key}", f"expected a list of 0-based region indices, got {v!r}")
+    if not 0.0 <= c["threshold"] < 1.0:
+        raise ConfigError("connectome.threshold", f"must be in [0, 1), got {c['threshold']}")
+    h = c["hemispheres"]
+    if isinstance(h, str) and h not in ("auto", "halves", "interleaved"):
+        raise ConfigError("connectome.hemispheres", f"{h!r} is not 'auto', 'halves', 'interleaved' or a "
+                          "table {left = [...], right = [...]}")
+    if isinstance(h, dict) and set(h) != {"left", "right"}:
+        raise ConfigError("connectome.hemispheres", f"a table needs exactly the keys left and right, got "
+                          f"{sorted(h)}")
+    src = o["source"]
+    if isinstance(src, list):
+        if not src or not all(isinstance(p, str) and p for p in src):
+            raise ConfigError("observation.source", "a cohort is a non-empty list of file paths")
+        if "synthetic" in src:
+            raise ConfigError("observation.source", "'synthetic' cannot be part of a cohort list")
+    if not all(isinstance(n, str) and n for n in o["subjects"]):
+        raise ConfigError("observation.subjects", f"expected a list of names, got {o['subjects']!r}")
+    if o["tr"] < 0:
+        raise ConfigError("observation.tr", f"must be >= 0 ms (0: not stated), got {o['tr']}")
+
+
+def _resolve_paths(cfg: dict[str, Any], base_dir: Path) -> None:
+    """Input files relative to the config file's folder, as run.output; tvb-data names stay names."""
+    import os
+
+    from tvbinv_hpc.connectome import tvb_data_path
+
+    def rel(value: str) -> str:
+        p = Path(value).expanduser()
+        return value if p.is_absolute() else str((base_dir / p).resolve())
+
+    c = cfg["connectome"]
+    if not (os.sep not in c["source"] and tvb_data_path(c["source"])):
+        c["source"] = rel(c["source"])
+    for key in ("lengths", "labels"):
+        if c[key]:
+            c[key] = rel(c[key])
+    o = cfg["observation"]
+    if isinstance(o["source"], list):
+        o["source"] = [rel(p) for p in o["source"]]
+    elif o["source"] != "synthetic":
+        o["source"] = rel(o["source"])
+    ih = cfg["simulation"]["initial_history"]
+    if ih != "random":
+        cfg["simulation"]["initial_history"] = rel(ih)
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Structural connectomes: tvb-data names, TVB .zip/.h5 files or .npz arrays -> weights, tract lengths,
-delays.
+"""Structural connectomes: tvb-data names, TVB .zip/.h5 files, .npz arrays, or weight and length matrices in
+the formats labs have (.mat, .csv/.tsv/.txt, .npy) -> weights, tract lengths, delays; with region selection,
+symmetrising, normalising and thresholding.
 
 Rows are targets, columns sources (TVB's convention): region i receives ``w[i, j] * x_j(t - d_ij)``.
 """
@@ -7,10 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tvbinv_hpc.errors import ConfigError, InputError
+from tvbinv_hpc.stats.hemispheres import RegionInfo
 
 TVB_DATA_NAMES = ("connectivity_66", "connectivity_68", "connectivity_76", "connectivity_96",
                   "connectivity_192", "paupau")
@@ -26,10 +29,49 @@ class Connectome:
     hemispheres: np.ndarray | None = None   # (N,) bool, True = right, when the source has it
     centres: np.ndarray | None = None       # (N, 3) float64, when the source has it
     speed: float = 3.0                      # conduction speed, m/s = mm/ms
+    # Where the regions came from: the source's region count and the indices kept (drop/keep), so that
+    # an observation's BOLD with the source's regions is cut the same way.
+    source_regions: int = 0
+    kept: np.ndarray | None = None
+    stated_hemispheres: Any = "auto"        # connectome.hemispheres, for the features' "auto" pairing
+    edges_before_threshold: int = 0
 
     @property
     def n_regions(self) -> int:
         return self.weights.shape[0]
+
+    @property
+    def regions(self) -> RegionInfo:
+        """Labels, centres and hemisphere statement, for the features' homotopic pairing."""
+        return RegionInfo(tuple(self.region_labels), self.centres, self.stated_hemispheres)
+
+    def select_regions(self, data: np.ndarray, axis: int, where: str) -> np.ndarray:
+        """Cut an array with the source's regions along ``axis`` as the connectome was cut; an array that
+        already has the connectome's region count is returned as it is."""
+        size = data.shape[axis]
+        if size == self.n_regions:
+            return data
+        if self.kept is not None and size == self.source_regions:
+            return np.take(data, self.kept, axis=axis)
+        also = (f" or the source's {self.source_regions} before connectome.drop/keep"
+                if self.kept is not None and self.source_regions != self.n_regions else "")
+        raise InputError(f"{where}: {size} regions, but the connectome has {self.n_regions}{also}")
+
+    def describe(self) -> str:
+        """One line for the log: size, selection, density, symmetry."""
+        n = self.n_regions
+        off = ~np.eye(n, dtype=bool)
+        nnz = int(np.count_nonzero(self.weights[off]))
+        sym = "symmetric" if np.allclose(self.weights, self.weights.T) else "not symmetric"
+        cut = (f" of {self.source_regions} (connectome.drop/keep)"
+               if self.source_regions and self.source_regions != n else "")
+        line = f"{n} regions{cut}, {nnz} connections ({100 * nnz / max(1, n * (n - 1)):.0f} % dense), {sym}"
+        if self.edges_before_threshold and self.edges_before_threshold != int(np.count_nonzero(self.weights)):
+            kept = int(np.count_nonzero(self.weights))
+            line += (f"; the threshold kept {kept} of {self.edges_before_threshold} non-zero weights: the "
+                     f"coupling sum, a large part of each step's cost on dense connectomes, shrinks to "
+                     f"{100 * kept / self.edges_before_threshold:.0f} %")
+        return line
 
     def idelays(self, dt_ms: float) -> np.ndarray:
         """Integer delays in steps of ``dt_ms``, ``rint(tract_length / speed / dt)`` exactly as TVB's
@@ -101,12 +143,69 @@ def _from_npz(path: str) -> _Arrays:
     return w, np.array(data["tract_lengths"], dtype=np.float64), labels, hemi, centres
 
 
+SYMMETRIZE = ("none", "mean", "max")
+NORMALIZE = ("none", "max", "log1p")
+WEIGHT_NAMES = ("weights", "sc", "SC", "W", "w", "cm", "CM", "connectivity", "counts")
+LENGTH_NAMES = ("tract_lengths", "lengths", "len", "LEN", "length", "distances", "dist", "D")
+
+
+def _read_pair(path: str, ext: str, options: dict) -> _Arrays:
+    """Weights (and tract lengths from ``lengths``) from .mat / text / .npy files, or an .npz that lacks
+    the usual names."""
+    from tvbinv_hpc.arrays import read_matrix
+
+    w = read_matrix(path, options.get("weights_variable", ""), what="connectome weights", preferred=WEIGHT_NAMES)
+    lpath = options.get("lengths", "")
+    if not lpath:
+        raise InputError(f"connectome '{path}' holds weights only: give the tract lengths (mm) in "
+                         "connectome.lengths (a file of the same formats), or use .zip/.h5/.npz with both")
+    tl = read_matrix(lpath, options.get("lengths_variable", ""), what="tract lengths", preferred=LENGTH_NAMES)
+    n = w.values.shape[0]
+    labels = next((lab for lab in (w.column_labels, w.row_labels, tl.column_labels) if len(lab) == n),
+                  [f"region_{i}" for i in range(n)])
+    return w.values, tl.values, [str(x) for x in labels], None, None
+
+
+def _select(n: int, drop: list[int], keep: list[int], source: str) -> np.ndarray:
+    """Indices of the source's regions that stay, in their order; ``drop`` xor ``keep`` (0-based)."""
+    if drop and keep:
+        raise ConfigError("connectome.keep", "give connectome.drop or connectome.keep, not both")
+    listed = drop or keep
+    bad = [i for i in listed if not 0 <= i < n]
+    if bad:
+        key = "connectome.drop" if drop else "connectome.keep"
+        raise ConfigError(key, f"region indices {bad[:5]} outside 0..{n - 1} ('{source}' has {n} regions)")
+    if len(set(listed)) != len(listed):
+        raise ConfigError("connectome.drop" if drop else "connectome.keep", "an index appears twice")
+    if keep:
+        return np.asarray(sorted(keep), dtype=np.int64)
+    return np.setdiff1d(np.arange(n), np.asarray(drop, dtype=np.int64))
+
+
 def load_connectome(source: str, speed: float = 3.0, normalize: str = "max",
-                    zero_diagonal: bool = False) -> Connectome:
-    """Load a connectome by tvb-data name, TVB .zip/.h5 path or .npz path (arrays 'weights', 'tract_lengths',
-    optional 'region_labels', 'hemispheres', 'centres'); normalise ("none" | "max": w / max|w|)."""
-    if normalize not in ("none", "max"):
-        raise ConfigError("connectome.normalize", f"must be 'none' or 'max', not {normalize!r}")
+                    zero_diagonal: bool = False, **options) -> Connectome:
+    """Load a connectome; select regions, symmetrise, normalise, threshold.
+
+    ``source``: a tvb-data name, a TVB .zip/.h5, an .npz ('weights', 'tract_lengths', optional
+    'region_labels', 'hemispheres', 'centres'), or a weights matrix in .mat/.csv/.tsv/.txt/.npy with the
+    tract lengths in ``options['lengths']``.  Options (the ``[connectome]`` keys): ``weights_variable``,
+    ``lengths``, ``lengths_variable``, ``labels`` (a text file), ``drop``/``keep`` (0-based indices of the
+    source's regions; the observation's BOLD is cut the same way), ``symmetrize`` (none | mean | max),
+    ``threshold`` (weights below this fraction of the largest become 0, after normalising) and
+    ``hemispheres`` (kept for the features' "auto" pairing).  Normalise: none | max (w / max|w|) | log1p
+    (log(1 + w) / its max: fibre counts span orders of magnitude; non-negative weights only).
+    """
+    if normalize not in NORMALIZE:
+        raise ConfigError("connectome.normalize", f"must be one of {', '.join(map(repr, NORMALIZE))}, "
+                          f"not {normalize!r}")
+    symmetrize = options.get("symmetrize", "none")
+    if symmetrize not in SYMMETRIZE:
+        raise ConfigError("connectome.symmetrize", f"must be one of {', '.join(map(repr, SYMMETRIZE))}, "
+                          f"not {symmetrize!r}")
+    threshold = float(options.get("threshold", 0.0))
+    if not 0.0 <= threshold < 1.0:
+        raise ConfigError("connectome.threshold", f"must be in [0, 1) (a fraction of the largest weight), "
+                          f"got {threshold}")
     if not (float(speed) > 0):
         raise ConfigError("connectome.speed", f"must be > 0 (m/s), got {speed!r}")
     source = str(source)
@@ -116,25 +215,56 @@ def load_connectome(source: str, speed: float = 3.0, normalize: str = "max",
         raise InputError(f"connectome '{source}': no such file, and not a tvb-data name "
                          f"(known: {', '.join(TVB_DATA_NAMES)})")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npz":
+    if ext == ".npz" and not options.get("lengths"):
         w, tl, labels, hemi, centres = _from_npz(path)
     elif ext in (".zip", ".h5"):
         w, tl, labels, hemi, centres = _from_tvb_file(path)
+    elif ext in (".npz", ".mat", ".csv", ".tsv", ".txt", ".npy"):
+        w, tl, labels, hemi, centres = _read_pair(path, ext, options)
     else:
-        raise InputError(f"connectome file '{path}': unknown type '{ext}' (use .zip, .h5 or .npz)")
+        raise InputError(f"connectome file '{path}': unknown type '{ext}' (use .zip, .h5, .npz, .mat, .csv, "
+                         ".tsv, .txt or .npy)")
     n = w.shape[0]
     if w.ndim != 2 or w.shape != (n, n) or tl.shape != (n, n):
         raise InputError(f"connectome file '{path}': weights {w.shape} and tract_lengths {tl.shape} "
                          "must both be square and of the same size")
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(tl)) and np.all(tl >= 0)):
         raise InputError(f"connectome file '{path}': weights must be finite, tract lengths finite and >= 0")
+    if options.get("labels"):
+        from tvbinv_hpc.arrays import read_labels
+        labels = read_labels(options["labels"])
     if len(labels) != n:
-        raise InputError(f"connectome file '{path}': {len(labels)} region labels for {n} regions")
+        raise InputError(f"connectome '{source}': {len(labels)} region labels for {n} regions")
+    kept = _select(n, list(options.get("drop") or []), list(options.get("keep") or []), source)
+    w, tl = w[np.ix_(kept, kept)], tl[np.ix_(kept, kept)]
+    labels = [labels[i] for i in kept]
+    hemi = None if hemi is None else hemi[kept]
+    centres = None if centres is None else centres[kept]
+    if symmetrize != "none":
+        w = (w + w.T) / 2 if symmetrize == "mean" else np.maximum(w, w.T)
+        tl = (tl + tl.T) / 2
     if zero_diagonal:
         np.fill_diagonal(w, 0.0)
-    if normalize == "max":
-        wmax = np.abs(w).max()
-        if wmax == 0:
-            raise InputError(f"connectome file '{path}': all weights are zero, cannot normalise")
-        w = w / wmax
-    return Connectome(w, tl, labels, hemi, centres, float(speed))
+    w = _normalized(w, normalize, path)
+    edges = int(np.count_nonzero(w))
+    if threshold > 0:
+        w = np.where(np.abs(w) >= threshold * np.abs(w).max(), w, 0.0)
+    conn = Connectome(w, tl, labels, hemi, centres, float(speed))
+    conn.source_regions, conn.kept = n, kept
+    conn.stated_hemispheres = options.get("hemispheres", "auto")
+    conn.edges_before_threshold = edges
+    return conn
+
+
+def _normalized(w: np.ndarray, normalize: str, path: str) -> np.ndarray:
+    if normalize == "none":
+        return w
+    if normalize == "log1p":
+        if (w < 0).any():
+            raise ConfigError("connectome.normalize", f"'log1p' needs non-negative weights; '{path}' has "
+                              f"{int((w < 0).sum())} negative")
+        w = np.log1p(w)
+    wmax = np.abs(w).max()
+    if wmax == 0:
+        raise InputError(f"connectome file '{path}': all weights are zero, cannot normalise")
+    return w / wmax

@@ -20,11 +20,23 @@ import numpy as np
 
 from tvbinv_hpc import config as config_mod
 from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.observation import (  # noqa: F401  (observe, synthetic_theta: part of this module's API)
+    Observation,
+    cohort_sources,
+    fcd_values,
+    fcd_window,
+    is_cohort,
+    observation_configured,
+    observe,
+    observe_all,
+    predicted_fc,
+    synthetic_theta,
+)
 from tvbinv_hpc.parallel import driver, mpi, store
 
 log = logging.getLogger("tvbinv_hpc")
 PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide with the prior's rows
-FCD_DEFAULT_WINDOW_S = 60.0  # FCD agreement without an FCD feature: 60 s windows, the common resting-state choice
+_fcd_values = fcd_values   # the name tests and older callers use
 
 
 @dataclass
@@ -64,8 +76,10 @@ def build_setup(cfg: dict[str, Any]) -> Setup:
     engine = Engine.from_config(cfg, seed=cfg["run"]["seed"])
     specs = cfg["stats"]["features"] if cfg["stats"]["features"] is not None else DEFAULT_FEATURES
     try:
-        features = build_features(specs, n_regions=engine.n_regions, tr_ms=engine.tr_ms,
-                                  burn_in=cfg["stats"]["burn_in"])
+        st = cfg["stats"]
+        features = build_features(specs, n_regions=engine.n_regions, tr_ms=engine.tr_ms, burn_in=st["burn_in"],
+                                  regions=engine.connectome.regions,
+                                  preprocess={k: st[k] for k in ("detrend", "bandpass", "gsr", "zscore")})
     except ConfigError as exc:  # the stats package names keys relative to the feature list
         raise ConfigError(f"stats.{exc.key}", str(exc).split(": ", 1)[-1]) from None
     if cfg["stats"]["features"] is None:
@@ -85,10 +99,19 @@ def prepare(config_arg: str) -> Setup:
     def check() -> dict[str, Any]:
         s = build_setup(load_config(config_arg))
         built["setup"] = s
+        if is_cohort(s.cfg):
+            log.info("cohort: %d subjects (%s)", len(cohort_sources(s.cfg)),
+                     ", ".join(n for n, _ in cohort_sources(s.cfg)))
         e = s.engine
         log.info("simulator: %s scheme, conduction speed %.3g m/s (delays up to %.0f ms), BOLD from %.1f s "
                  "(Balloon start %s)", e.scheme, e.speed_m_per_s, e.max_delay_ms, e.bold_transient_ms / 1000,
                  e.bold_start)
+        log.info("connectome: %s", e.connectome.describe())
+        f = s.features
+        if f.hemispheres is not None:
+            log.info("homotopic pairs: %d, from %s", f.hemispheres.left.size, f.hemispheres.how)
+        log.info("BOLD preprocessing (observed and simulated alike): burn-in %d samples, then %s",
+                 f.burn_in_samples, f.preprocess.describe())
         for w in e.physiology_warnings():   # legal but probably not meant: said once, before any compute
             log.warning("config: %s", w)
         return s.cfg
@@ -134,14 +157,8 @@ def simulate(args: Any) -> int:
     its allocation before a bad observation shows. Without one, simulate needs none."""
     s = prepare(args.config)
     if observation_configured(s.cfg):
-        mpi.decide(lambda: observe(s))
+        mpi.decide(lambda: observe_all(s))
     return _simulate(s)
-
-
-def observation_configured(cfg: dict[str, Any]) -> bool:
-    """The config sets an observation of its own (an empirical file, or a chosen synthetic theta/index)."""
-    defaults = {k: key.default for k, key in config_mod.SCHEMA["observation"].items()}
-    return cfg["observation"] != defaults
 
 
 def _simulate(s: Setup) -> int:
@@ -164,9 +181,9 @@ def posterior_path(s: Setup) -> Path:
     return s.output / "posterior.pt"
 
 
-def _train(s: Setup, force: bool, obs: Observation | None = None) -> None:
-    """Train on rank 0. ``obs``: the observation when the caller has it (``run``); otherwise a configured
-    observation is computed here, once, for the prior predictive check before training."""
+def _train(s: Setup, force: bool, obs: list[Observation] | None = None) -> None:
+    """Train on rank 0. ``obs``: the observations when the caller has them (``run``); otherwise configured
+    ones are computed here, once, for the prior predictive check before training (each cohort subject)."""
     from tvbinv_hpc import inference
 
     path, chash = posterior_path(s), config_mod.config_hash(s.cfg) + "-" + _train_hash(s)
@@ -183,9 +200,9 @@ def _train(s: Setup, force: bool, obs: Observation | None = None) -> None:
         ok = status == store.OK
         log.info("train: %d train rows, %d ok, %d diverged, %d with non-finite features (excluded)",
                  status.size, ok.sum(), (status == store.DIVERGED).sum(), (status == store.ERROR).sum())
-        o = obs if obs is not None else observe(s) if observation_configured(s.cfg) else None
-        if o is not None and ok.any():
-            _prior_check(s, rows["x"][ok], o.x)
+        observed = obs if obs is not None else observe_all(s) if observation_configured(s.cfg) else []
+        for o in observed if ok.any() else []:
+            _prior_check(s, rows["x"][ok], o.x, o.name)
         settings = dict(s.cfg["train"])
         if settings.get("seed") is None:
             settings["seed"] = s.seed
@@ -213,119 +230,24 @@ def train(args: Any) -> int:
     return 0
 
 
-@dataclass
-class Observation:
-    x: np.ndarray                   # (k,) observed features
-    fc: np.ndarray                  # (N, N) observed FC after the burn-in
-    theta_true: np.ndarray | None   # (d,) for a synthetic observation
-    source: str
-    bold: np.ndarray | None = None  # (T, N) float64 as observed, before the burn-in (for its FCD)
-
-
-def _burn(s: Setup, bold: np.ndarray) -> np.ndarray:
-    n = int(round(s.cfg["stats"]["burn_in"] / s.engine.tr_ms))
-    return bold[..., n:, :]
-
-
-def synthetic_theta(s: Setup) -> np.ndarray:
-    """observation.theta over the prior's columns: exact names, or an attribute with a scalar/list; the
-    remaining columns take the prior mean."""
-    given, (mean, _) = s.cfg["observation"]["theta"], s.prior.mean_std()
-    theta = mean.copy()
-    for name in given:
-        if name not in s.prior.groups and name not in s.prior.names:
-            raise TvbinvError(f"config key 'observation.theta.{name}': not an inferred parameter "
-                              f"(inferred: {', '.join(s.prior.groups)})")
-    for attr, sl in s.prior.groups.items():
-        if attr in given:
-            v = np.asarray(given[attr], dtype=float).ravel()
-            if v.size not in (1, sl.stop - sl.start):
-                raise TvbinvError(f"config key 'observation.theta.{attr}': expected 1 or "
-                                  f"{sl.stop - sl.start} values, got {v.size}")
-            theta[sl] = v
-    for j, name in enumerate(s.prior.names):
-        if name in given and name not in s.prior.groups:
-            theta[j] = float(given[name])
-    return theta
-
-
-def observe(s: Setup) -> Observation:
-    """The observation's features, checked on rank 0 (call inside ``mpi.decide``/``lead``)."""
-    from tvbinv_hpc.stats import fc
-
-    o = s.cfg["observation"]
-    if o["source"] == "synthetic":
-        theta = synthetic_theta(s)
-        index = o["index"] if o["index"] >= 0 else s.cfg["budget"]["n_sims"] + 10**6
-        x, status, bold = driver.simulate_batch(s, theta[None, :], np.array([index]))
-        if status[0] != store.OK:
-            raise TvbinvError(f"the synthetic observation (theta {dict(zip(s.prior.names, theta))}) "
-                              f"{store.STATUS_NAMES[int(status[0])]}; choose another observation.theta")
-        b = bold[0].astype(np.float64)
-        return Observation(x[0], fc(_burn(s, b)), theta, "synthetic", b)
-    from tvbinv_hpc.inference import load_empirical_bold
-
-    bold = load_empirical_bold(o["source"], n_regions=s.engine.n_regions, tr_ms=s.engine.tr_ms,
-                               variable=o["variable"] or None, min_timepoints=s.features.min_samples)
-    x = s.features.compute_empirical(bold)
-    return Observation(np.asarray(x, float), fc(_burn(s, bold)), None, str(o["source"]),
-                       np.asarray(bold, dtype=np.float64))
-
-
-def _prior_check(s: Setup, x_train: np.ndarray, x_obs: np.ndarray) -> dict[str, Any]:
+def _prior_check(s: Setup, x_train: np.ndarray, x_obs: np.ndarray, name: str = "") -> dict[str, Any]:
     """Rank 0, before training: do the simulations reach the observation? Loud when they do not."""
     from tvbinv_hpc.inference.priorcheck import prior_predictive_check
 
     check = prior_predictive_check(x_train, x_obs, s.features.names)
+    who = f" ({name})" if name else ""
     if check["verdict"] == "inside":
-        log.info("prior predictive check: %s", check["message"])
+        log.info("prior predictive check%s: %s", who, check["message"])
     else:
-        log.warning("PRIOR PREDICTIVE CHECK %s: %s", check["verdict"].upper(), check["message"])
+        log.warning("PRIOR PREDICTIVE CHECK%s %s: %s", who, check["verdict"].upper(), check["message"])
     return check
-
-
-def fcd_window(s: Setup) -> dict[str, Any]:
-    """The FCD the report compares: the feature set's own (fcd_stats first, else bold_fcd_for_sbi, whose
-    FCD_SUM keeps window pairs at lag >= win_len), else FCD_DEFAULT_WINDOW_S windows, step 1 sample, lag >=
-    win_len (non-overlapping pairs: overlapping windows share samples and correlate trivially)."""
-    specs = s.features.describe()
-    for spec in specs:
-        if spec["name"] == "fcd_stats":
-            return {"win_len": spec["win_len"], "win_sp": spec["win_sp"], "include_last": spec["include_last"],
-                    "min_lag": spec["min_lag"], "source": "fcd_stats", "tr_ms": s.engine.tr_ms}
-    for spec in specs:
-        if spec["name"] == "bold_fcd_for_sbi":
-            return {"win_len": spec["win_len"], "win_sp": spec["win_sp"], "include_last": False,
-                    "min_lag": spec["win_len"], "source": "bold_fcd_for_sbi", "tr_ms": s.engine.tr_ms}
-    win = max(2, int(round(FCD_DEFAULT_WINDOW_S * 1000.0 / s.engine.tr_ms)))
-    return {"win_len": win, "win_sp": 1, "include_last": True, "min_lag": win, "source": "default",
-            "tr_ms": s.engine.tr_ms}
-
-
-def _fcd_values(s: Setup, bold: np.ndarray) -> list[np.ndarray] | None:
-    """FCD upper-triangle values (lag >= min_lag) of each BOLD (B, T, N) after the features' burn-in;
-    None when the series is too short for the window (the report says so)."""
-    from tvbinv_hpc.stats.fc import triu_values
-    from tvbinv_hpc.stats.fcd import fcd
-
-    w = fcd_window(s)
-    try:
-        mats = fcd(bold[:, s.features.burn_in_samples:], w["win_len"], w["win_sp"], include_last=w["include_last"])
-    except ValueError:
-        return None
-    if mats.shape[-1] <= w["min_lag"]:
-        return None
-    vals = triu_values(mats, w["min_lag"])
-    return [v[np.isfinite(v)] for v in vals]
 
 
 def _ppc_service(s: Setup) -> dict[str, Any]:
     """Posterior predictive simulations on all ranks, through the driver and a store of their own."""
 
-    def ppc(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray] | None]:
-        from tvbinv_hpc.stats import fc
-
-        path = s.output / "ppc.h5"
+    def ppc(theta: np.ndarray, subject: str = "") -> tuple[np.ndarray, np.ndarray | None, Any]:
+        path = s.output / (f"ppc_{subject}.h5" if subject else "ppc.h5")
         chash = config_mod.config_hash(s.cfg) + "-ppc-" + _array_hash(theta)
 
         def make() -> None:
@@ -351,7 +273,7 @@ def _ppc_service(s: Setup) -> dict[str, Any]:
             bold = f["bold"][...][ok].astype(np.float64)
         if not ok.size:
             return x, None, None
-        return x, fc(_burn(s, bold)).mean(axis=0), _fcd_values(s, bold)
+        return x, predicted_fc(s, bold), fcd_values(s, bold)
 
     return {"ppc": ppc}
 
@@ -362,9 +284,7 @@ def _array_hash(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()[:12]
 
 
-def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] | None:
-    from tvbinv_hpc import inference
-
+def _diagnose(s: Setup, obs: list[Observation] | None, force: bool) -> dict[str, Any] | None:
     outdir = s.output / "diagnostics"
     services = _ppc_service(s)
     key = {"posterior": config_mod.config_hash(s.cfg) + "-" + _train_hash(s),
@@ -375,29 +295,71 @@ def _diagnose(s: Setup, obs: Observation | None, force: bool) -> dict[str, Any] 
         if not force and done.exists() and json.loads(done.read_text()).get("run_key") == key:
             log.info("diagnose: %s is up to date, skipping (use --force to redo)", outdir)
             return None
-        o = obs or observe(s)
-        trained = inference.load_posterior(posterior_path(s), s.prior.torch(), log=log.info)
-        test = store.read_rows(s.cfg["store"]["path"], split=store.TEST, ok_only=True)
-        rows = store.read_rows(s.cfg["store"]["path"], split=None, ok_only=False)
-        health = _health(s, rows)
-        trained_on = (rows["split"] == store.TRAIN) & (rows["status"] == store.OK)
-        fcd_obs = None if o.bold is None else _fcd_values(s, o.bold[None])
-        rng_index = np.arange(PPC_OFFSET * 2, PPC_OFFSET * 2 + 4000)
-        summary = inference.diagnose(
-            trained, x_obs=o.x, theta_true=o.theta_true, theta_test=test["theta"], x_test=test["x"],
-            prior_samples=s.prior.sample(rng_index, s.seed), prior_std=s.prior.mean_std()[1],
-            settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info, health=health,
-            ppc_simulate=(lambda th: mpi.call_all(services, "ppc", th)) if s.cfg["diagnose"]["ppc_draws"] else None,
-            x_prior=rows["x"][trained_on], sc=s.engine.connectome.weights,
-            fcd_obs=fcd_obs[0] if fcd_obs else None, fcd_window=fcd_window(s))
+        observed = obs or observe_all(s)
+        summary = (_diagnose_cohort(s, observed, outdir, services) if is_cohort(s.cfg)
+                   else _diagnose_one(s, observed[0], outdir, services))
         summary["run_key"] = key
-        summary["observation_source"] = o.source
         done.write_text(json.dumps(summary, indent=2, default=_json_default))
         (outdir / "config.toml").write_text(config_mod.dumps(s.cfg))
         log.info("diagnose: wrote %s", outdir)
         return summary
 
     return mpi.lead(task, services)
+
+
+def _diagnose_inputs(s: Setup) -> dict[str, Any]:
+    """What every observation's diagnosis shares: the posterior, the held-out rows, the prior, health."""
+    from tvbinv_hpc import inference
+
+    trained = inference.load_posterior(posterior_path(s), s.prior.torch(), log=log.info)
+    test = store.read_rows(s.cfg["store"]["path"], split=store.TEST, ok_only=True)
+    rows = store.read_rows(s.cfg["store"]["path"], split=None, ok_only=False)
+    trained_on = (rows["split"] == store.TRAIN) & (rows["status"] == store.OK)
+    rng_index = np.arange(PPC_OFFSET * 2, PPC_OFFSET * 2 + 4000)
+    return {"trained": trained, "theta_test": test["theta"], "x_test": test["x"],
+            "prior_samples": s.prior.sample(rng_index, s.seed), "prior_std": s.prior.mean_std()[1],
+            "health": _health(s, rows), "x_prior": rows["x"][trained_on]}
+
+
+def _diagnose_one(s: Setup, o: Observation, outdir: Path, services: dict[str, Any],
+                  shared: dict[str, Any] | None = None, calibration: dict | None = None) -> dict[str, Any]:
+    from tvbinv_hpc import inference
+
+    shared = shared or _diagnose_inputs(s)
+    fcd_obs = None if o.bold is None else fcd_values(s, o.bold[None])
+    ppc = (lambda th: mpi.call_all(services, "ppc", th, o.name)) if s.cfg["diagnose"]["ppc_draws"] else None
+    summary = inference.diagnose(
+        shared["trained"], x_obs=o.x, theta_true=o.theta_true, theta_test=shared["theta_test"],
+        x_test=shared["x_test"], prior_samples=shared["prior_samples"], prior_std=shared["prior_std"],
+        settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info,
+        health=shared["health"], ppc_simulate=ppc, x_prior=shared["x_prior"], sc=s.engine.connectome.weights,
+        fcd_obs=fcd_obs[0] if fcd_obs else None, fcd_window=fcd_window(s), calibration=calibration,
+        title=o.name)
+    summary["observation_source"] = o.source
+    return summary
+
+
+def _diagnose_cohort(s: Setup, observed: list[Observation], outdir: Path,
+                     services: dict[str, Any]) -> dict[str, Any]:
+    """Calibrate once, then each subject in its own folder, then the cohort table."""
+    from tvbinv_hpc import inference
+    from tvbinv_hpc.inference.cohort import write_cohort
+
+    shared = _diagnose_inputs(s)
+    calibration = inference.calibrate(
+        shared["trained"], theta_test=shared["theta_test"], x_test=shared["x_test"],
+        prior_samples=shared["prior_samples"], prior_std=shared["prior_std"], settings=s.cfg["diagnose"],
+        seed=s.seed, log=log.info)
+    entries = []
+    for i, o in enumerate(observed):
+        log.info("diagnose: subject %d of %d: %s (%s)", i + 1, len(observed), o.name, o.source)
+        summ = _diagnose_one(s, o, outdir / "subjects" / o.name, services, shared, calibration)
+        (outdir / "subjects" / o.name / "summary.json").write_text(
+            json.dumps(summ, indent=2, default=_json_default))
+        entries.append((o.name, o.source, summ))
+    outdir.mkdir(parents=True, exist_ok=True)
+    return write_cohort(outdir, entries, list(s.prior.names),
+                        {"config_hash": config_mod.config_hash(s.cfg)})
 
 
 def _health(s: Setup, rows: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -430,7 +392,7 @@ def diagnose(args: Any) -> int:
 def run(args: Any) -> int:
     """simulate -> train -> diagnose; the observation is checked before any simulation starts."""
     s = prepare(args.config or "quickstart")
-    obs = mpi.decide(lambda: observe(s))
+    obs = mpi.decide(lambda: observe_all(s))
     code = _simulate(s)
     if code:
         return code

@@ -17,6 +17,9 @@ from tvbinv_hpc.inference import diagnose, fcd_agreement, prior_predictive_check
 from tvbinv_hpc.inference.diagnostics import ks_distance
 from tvbinv_hpc.inference.priorcheck import P_EDGE, P_OUTSIDE, ledoit_wolf, per_feature
 from tvbinv_hpc.inference.report import baseline_verdict
+from tvbinv_hpc.stats.hemispheres import RegionInfo
+
+HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out
 
 NAMES = ["a", "b", "c", "d"]
 SENTENCE = "the posterior would be an extrapolation: features"
@@ -233,7 +236,7 @@ def test_fcd_window_follows_the_feature_set():
     from tvbinv_hpc.stats import build_features
 
     def setup(specs):
-        return SimpleNamespace(features=build_features(specs, n_regions=6, tr_ms=2000.0),
+        return SimpleNamespace(features=build_features(specs, regions=HALVES, n_regions=6, tr_ms=2000.0),
                                engine=SimpleNamespace(tr_ms=2000.0))
 
     w = pipeline.fcd_window(setup([{"name": "fc_stats"}, {"name": "fcd_stats", "win_len": 5, "min_lag": 3}]))
@@ -249,7 +252,7 @@ def test_fcd_values_are_the_feature_sets_fcd():
     from tvbinv_hpc.stats import build_features
 
     specs = [{"name": "fcd_stats", "win_len": 5, "min_lag": 3, "stats": ["mean"], "quantiles": []}]
-    s = SimpleNamespace(features=build_features(specs, n_regions=4, tr_ms=1000.0, burn_in=3000.0),
+    s = SimpleNamespace(features=build_features(specs, regions=HALVES, n_regions=4, tr_ms=1000.0, burn_in=3000.0),
                         engine=SimpleNamespace(tr_ms=1000.0))
     bold = np.random.default_rng(9).standard_normal((2, 40, 4))
     vals = pipeline._fcd_values(s, bold)

@@ -13,6 +13,9 @@ from stats_reference import (
 )
 
 from tvbinv_hpc.stats import FEATURES, build_features
+from tvbinv_hpc.stats.hemispheres import RegionInfo
+
+HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -51,7 +54,7 @@ def test_every_feature_matches_reference(case):
     bold = random_bold(2, T, N, seed=5) if case == "random" else simulated_like_bold(2, T, N, seed=7)
     specs = _specs(N, L)
     assert {s["name"] for s, _ in specs} == set(FEATURES)  # a new feature must get a reference here
-    fs = build_features([s for s, _ in specs], n_regions=N, tr_ms=720.0)
+    fs = build_features([s for s, _ in specs], regions=HALVES, n_regions=N, tr_ms=720.0)
     x = fs.compute(bold.astype(np.float64))
     assert x.shape == (2, len(fs.names)) and np.isfinite(x).all()
     for b in range(2):
@@ -64,9 +67,9 @@ def test_burn_in_cut_before_every_feature():
     bold = simulated_like_bold(2, 60, 8, seed=2)
     specs = [{"name": n} if n != "bold_fcd_for_sbi" else {"name": n, "win_len": 5} for n in FEATURES]
     specs = [dict(s, win_len=5) if s["name"] == "fcd_stats" else s for s in specs]
-    cut = build_features(specs, n_regions=8, tr_ms=2000.0, burn_in=5000.0)  # 2.5 TR -> 3 samples
+    cut = build_features(specs, regions=HALVES, n_regions=8, tr_ms=2000.0, burn_in=5000.0)  # 2.5 TR -> 3 samples
     assert cut.burn_in_samples == 3
-    plain = build_features(specs, n_regions=8, tr_ms=2000.0)
+    plain = build_features(specs, regions=HALVES, n_regions=8, tr_ms=2000.0)
     assert cut.min_samples == plain.min_samples + 3
     np.testing.assert_array_equal(cut.compute(bold), plain.compute(bold[:, 3:]))
     assert not np.allclose(cut.compute(bold), plain.compute(bold))
@@ -74,9 +77,10 @@ def test_burn_in_cut_before_every_feature():
 
 def test_window_in_seconds_equals_samples():
     bold = random_bold(2, 60, 8, seed=3)
-    a = build_features([{"name": "bold_fcd_for_sbi", "win_len_s": 16.0, "win_sp_s": 2.0}], n_regions=8,
+    a = build_features([{"name": "bold_fcd_for_sbi", "win_len_s": 16.0, "win_sp_s": 2.0}], regions=HALVES, n_regions=8,
                        tr_ms=2000.0)
-    b = build_features([{"name": "bold_fcd_for_sbi", "win_len": 8, "win_sp": 1}], n_regions=8, tr_ms=2000.0)
+    b = build_features([{"name": "bold_fcd_for_sbi", "win_len": 8, "win_sp": 1}], regions=HALVES, n_regions=8,
+                       tr_ms=2000.0)
     assert a.describe() == b.describe()
     assert a.describe()[0]["win_len"] == 8
     np.testing.assert_array_equal(a.compute(bold), b.compute(bold))

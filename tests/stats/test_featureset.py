@@ -6,6 +6,9 @@ from stats_reference import random_bold, simulated_like_bold
 from tvbinv_hpc.errors import ConfigError, InputError
 from tvbinv_hpc.stats import DEFAULT_FEATURES, FEATURES, FeatureSet, build_features, feature_defaults
 from tvbinv_hpc.stats.bench import bench_features
+from tvbinv_hpc.stats.hemispheres import RegionInfo
+
+HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out
 
 ALL = [{"name": "bold_fcd_for_sbi", "win_len": 6}, {"name": "fc_stats"},
        {"name": "fcd_stats", "win_len": 6, "win_sp": 2}, {"name": "homotopic_fc"},
@@ -13,11 +16,11 @@ ALL = [{"name": "bold_fcd_for_sbi", "win_len": 6}, {"name": "fc_stats"},
 
 
 def build(specs=ALL, n=8, **kw):
-    return build_features(specs, n_regions=n, tr_ms=kw.pop("tr_ms", 2000.0), **kw)
+    return build_features(specs, regions=HALVES, n_regions=n, tr_ms=kw.pop("tr_ms", 2000.0), **kw)
 
 
 def test_defaults_build_for_76_regions_and_150_trs():
-    fs = build_features(DEFAULT_FEATURES, n_regions=76, tr_ms=2000.0)
+    fs = build_features(DEFAULT_FEATURES, regions=HALVES, n_regions=76, tr_ms=2000.0)
     assert isinstance(fs, FeatureSet)
     assert fs.min_samples <= 150
     assert len(fs.names) == len(set(fs.names)) == len(fs)
@@ -35,14 +38,14 @@ def test_feature_defaults_and_docs():
         for p in params.values():
             assert set(p) == {"default", "doc"} and p["doc"] and p["default"] is not None
         fs = build_features([{"name": name, **{k: v["default"] for k, v in params.items()}}],
-                            n_regions=76, tr_ms=2000.0)  # the defaults are valid values
+                            regions=HALVES, n_regions=76, tr_ms=2000.0)  # the defaults are valid values
         assert fs.describe()[0]["name"] == name
 
 
 def test_describe_fills_defaults_and_round_trips():
     fs = build(ALL)
     desc = fs.describe()
-    assert desc[0] == {"name": "bold_fcd_for_sbi", "win_len": 6, "win_sp": 1, "hemispheres": "halves",
+    assert desc[0] == {"name": "bold_fcd_for_sbi", "win_len": 6, "win_sp": 1, "hemispheres": "auto",
                        "label": ""}
     again = build(desc)
     assert again.names == fs.names and again.describe() == desc
@@ -178,5 +181,5 @@ def test_empirical_transposed_input_gets_a_hint():
 
 def test_bench_runs_and_reports_seconds():
     r = bench_features(B=2, T=60, N=8, repeat=1)
-    assert r["k"] == len(build_features(DEFAULT_FEATURES, n_regions=8, tr_ms=2000.0).names)
+    assert r["k"] == len(build_features(DEFAULT_FEATURES, regions=HALVES, n_regions=8, tr_ms=2000.0).names)
     assert all(r[k] > 0 for k in ("fc_s", "fcd_s", "features_s", "per_sim_ms"))

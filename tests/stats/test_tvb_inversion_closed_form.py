@@ -19,6 +19,9 @@ import numpy as np
 import pytest
 
 from tvbinv_hpc.stats import build_features
+from tvbinv_hpc.stats.hemispheres import RegionInfo
+
+HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out
 
 L, W = 3, 8
 
@@ -44,7 +47,7 @@ def expected():
 @pytest.mark.parametrize("hemispheres", ["halves", {"left": [0, 1], "right": [2, 3]}])
 def test_five_features_closed_form(hemispheres):
     fs = build_features([{"name": "bold_fcd_for_sbi", "win_len": L, "win_sp": L,
-                          "hemispheres": hemispheres}], n_regions=4, tr_ms=2000.0)
+                          "hemispheres": hemispheres}], regions=HALVES, n_regions=4, tr_ms=2000.0)
     assert fs.names == ["HOMO_FC", "FCD_STACK_STD_INTER_TENS", "FCD_SUBJ_DIFF_VAR_OV_TENS", "FC_SUM",
                         "FCD_SUM"]
     bold = hand_made_bold()
@@ -58,7 +61,7 @@ def test_perfectly_correlated_hemispheres_give_homo_fc_one():
     left = rng.standard_normal((60, 5))
     bold = np.hstack([left, 2.0 * left + 1.0])
     fs = build_features([{"name": "bold_fcd_for_sbi", "win_len": 5}, {"name": "homotopic_fc"}],
-                        n_regions=10, tr_ms=1000.0)
+                        regions=HALVES, n_regions=10, tr_ms=1000.0)
     x = dict(zip(fs.names, fs.compute_empirical(bold)))
     assert x["HOMO_FC"] == pytest.approx(1.0, abs=1e-12)
     assert x["homotopic_fc_mean"] == pytest.approx(1.0, abs=1e-12)
@@ -72,9 +75,9 @@ def test_hemisphere_order_is_a_parameter():
     perm = [0, 1, 2, 3, 4, 9, 8, 7, 6, 5]
     shuffled = ordered[:, perm]
     spec = {"name": "bold_fcd_for_sbi", "win_len": 5}
-    ref = build_features([spec], n_regions=10, tr_ms=1000.0).compute_empirical(ordered)
+    ref = build_features([spec], regions=HALVES, n_regions=10, tr_ms=1000.0).compute_empirical(ordered)
     explicit = build_features([dict(spec, hemispheres={"left": [0, 1, 2, 3, 4], "right": [9, 8, 7, 6, 5]})],
-                              n_regions=10, tr_ms=1000.0).compute_empirical(shuffled)
+                              regions=HALVES, n_regions=10, tr_ms=1000.0).compute_empirical(shuffled)
     np.testing.assert_allclose(explicit, ref, rtol=1e-12, atol=1e-14)
-    naive = build_features([spec], n_regions=10, tr_ms=1000.0).compute_empirical(shuffled)
+    naive = build_features([spec], regions=HALVES, n_regions=10, tr_ms=1000.0).compute_empirical(shuffled)
     assert naive[0] < ref[0] - 0.3  # 'halves' on the reversed order pairs the wrong regions

@@ -11,7 +11,7 @@ from typing import Any
 from tvbinv_hpc.inference.settings import DIAGNOSE_DEFAULTS, TRAIN_DEFAULTS, validate_diagnose, validate_train
 
 _LAZY = {
-    "diagnose": "workflow",
+    "diagnose": "workflow", "calibrate": "workflow",
     "fc_compare": "diagnostics", "fcd_agreement": "diagnostics", "ppc_compare": "diagnostics",
     "sc_baselines": "diagnostics", "shrinkage": "diagnostics", "prior_predictive_check": "priorcheck",
     "summarize_samples": "diagnostics", "zscore": "diagnostics",

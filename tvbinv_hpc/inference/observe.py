@@ -1,4 +1,5 @@
-"""Empirical BOLD for the observation: read a netCDF or .npy file into (time, region) float64.
+"""Empirical BOLD for the observation: read a netCDF, MATLAB, text or NumPy file into (time, region) float64,
+with the connectome's region selection applied.
 
 Checked before any simulation runs: region count, sample period (TR) against the config, finite
 values, length, and constant regions (their correlations, hence FC features, are undefined).
@@ -51,7 +52,7 @@ def _pick_variable(ds, variable: str | None, path: Path):
     raise InputError(f"{path}: several 2-d variables ({', '.join(two_d)}); name one with `variable`")
 
 
-def _time_axis(da, n_regions: int, path: Path) -> int:
+def _time_axis(da, counts: set[int], path: Path) -> int:
     names = [str(d).lower() for d in da.dims]
     for i, name in enumerate(names):
         if name in TIME_DIMS:
@@ -59,7 +60,7 @@ def _time_axis(da, n_regions: int, path: Path) -> int:
     for i, name in enumerate(names):
         if name in REGION_DIMS:
             return 1 - i
-    fits = [i for i, n in enumerate(da.shape) if n == n_regions]
+    fits = [i for i, n in enumerate(da.shape) if n in counts]
     if len(fits) == 1:
         return 1 - fits[0]
     raise InputError(f"{path}: cannot tell the time dimension of {tuple(da.dims)} with shape {da.shape}; "
@@ -86,7 +87,7 @@ def _file_tr_ms(ds, da, time_dim: str) -> tuple[float | None, str]:
     return None, ""
 
 
-def _read_netcdf(path: Path, n_regions: int, tr_ms: float, variable: str | None) -> np.ndarray:
+def _read_netcdf(path: Path, counts: set[int], tr_ms: float, variable: str | None, layout: str) -> np.ndarray:
     import xarray as xr
 
     try:
@@ -95,7 +96,11 @@ def _read_netcdf(path: Path, n_regions: int, tr_ms: float, variable: str | None)
         raise InputError(f"{path}: cannot read as netCDF: {exc}") from exc
     with ds:
         da = _pick_variable(ds, variable, path)
-        t_axis = _time_axis(da, n_regions, path)
+        if da.ndim != 2:
+            raise InputError(f"{path}: variable '{da.name}' has dimensions {tuple(da.dims)}, expected 2")
+        t_axis = {"time_region": 0, "region_time": 1}.get(layout)
+        if t_axis is None:
+            t_axis = _time_axis(da, counts, path)
         time_dim = str(da.dims[t_axis])
         file_tr, source = _file_tr_ms(ds, da, time_dim)
         if file_tr is not None and not np.isclose(file_tr, tr_ms, rtol=TR_RTOL):
@@ -105,34 +110,70 @@ def _read_netcdf(path: Path, n_regions: int, tr_ms: float, variable: str | None)
     return data if t_axis == 0 else data.T
 
 
+LAYOUTS = ("auto", "time_region", "region_time")
+
+
+def _orient(data: np.ndarray, counts: set[int], layout: str, path: Path) -> np.ndarray:
+    """(time, region) from a matrix whose axis order the file does not name."""
+    if layout == "time_region":
+        return data
+    if layout == "region_time":
+        return data.T
+    rows, cols = data.shape[0] in counts, data.shape[1] in counts
+    if cols and not rows:
+        return data
+    if rows and not cols:
+        return data.T
+    if rows and cols:
+        raise InputError(f"{path}: shape {data.shape}: both axes could be regions; set observation.layout "
+                         "to 'time_region' or 'region_time'")
+    want = " or ".join(str(c) for c in sorted(counts))
+    raise InputError(f"{path}: shape {data.shape}: neither axis has the connectome's {want} regions")
+
+
+def _read_matrix_bold(path: Path, variable: str | None, counts: set[int], layout: str) -> np.ndarray:
+    from tvbinv_hpc.arrays import read_matrix
+
+    table = read_matrix(path, variable or "", what="observation", preferred=PREFERRED_VARS)
+    return _orient(table.values, counts, layout, path)
+
+
 def load_empirical_bold(path: str | Path, *, n_regions: int, tr_ms: float, variable: str | None = None,
-                        min_timepoints: int = MIN_TIMEPOINTS) -> np.ndarray:
+                        min_timepoints: int = MIN_TIMEPOINTS, layout: str = "auto", tr_stated: float = 0.0,
+                        connectome=None) -> np.ndarray:
     """Read empirical BOLD as a (time, region) float64 array and check it against the config.
 
     netCDF: the data variable is ``variable`` or the only 2-d one (else bold/BOLD/data/...); the
     time dimension is found by name (time, t, frame, volume, ...) or by elimination against
     ``n_regions``. TR comes from an attribute (tr_ms, tr, TR, repetition_time, sample_period, ...;
     values < 100 without units are seconds) or the spacing of the time coordinate; when present it
-    must match ``tr_ms`` within 1 %. ``.npy``: a [T, N] array, no TR to check.
+    must match ``tr_ms`` within 1 %. ``.mat``/``.npz`` (``variable`` or the only 2-d array), ``.csv``/
+    ``.tsv``/``.txt`` and ``.npy`` carry no axis names: the axis with the region count is the region axis
+    (``layout`` states it when both could be), and no TR: ``tr_stated`` (ms, 0: unknown) is checked instead.
+    ``connectome`` (a :class:`~tvbinv_hpc.connectome.Connectome`): BOLD with the source's region count
+    is cut with the connectome's ``drop``/``keep``.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"observation file not found: {path}")
+    if layout not in LAYOUTS:
+        raise InputError(f"observation.layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if tr_stated and not np.isclose(tr_stated, tr_ms, rtol=TR_RTOL):
+        raise InputError(f"{path}: sample period mismatch: observation.tr = {tr_stated:g} ms, the simulated "
+                         f"BOLD has bold.tr = {tr_ms:g} ms (resample the data or change bold.tr)")
+    counts = {n_regions}
+    if connectome is not None and connectome.kept is not None:
+        counts.add(int(connectome.source_regions))
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            data = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read as .npy: {exc}") from exc
-        if data.ndim != 2:
-            raise InputError(f"{path}: expected a 2-d [time, region] array, got shape {data.shape}")
-        if not np.issubdtype(data.dtype, np.number):
-            raise InputError(f"{path}: expected numbers, got dtype {data.dtype}")
-        data = data.astype(np.float64)
+    if suffix in (".npy", ".mat", ".csv", ".tsv", ".txt", ".npz"):
+        data = _read_matrix_bold(path, variable, counts, layout)
     elif suffix in (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5"):
-        data = _read_netcdf(path, n_regions, tr_ms, variable)
+        data = _read_netcdf(path, counts, tr_ms, variable, layout)
     else:
-        raise InputError(f"{path}: unsupported observation format '{suffix}' (use .nc or .npy)")
+        raise InputError(f"{path}: unsupported observation format '{suffix}' (use .nc, .mat, .csv, .tsv, "
+                         ".txt, .npy or .npz)")
+    if connectome is not None:
+        data = connectome.select_regions(data, 1, str(path))
 
     n_time, n_reg = data.shape
     if n_reg != n_regions:

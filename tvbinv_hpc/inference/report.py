@@ -326,9 +326,9 @@ def _fcd_lines(f: dict) -> list[str]:
     return [line + "."]
 
 
-def write_report(path: str | Path, summary: dict) -> None:
+def write_report(path: str | Path, summary: dict, title: str = "") -> None:
     """A short Markdown report a person reads first; the numbers come from ``summary``."""
-    lines = ["# Posterior diagnostics", ""]
+    lines = [f"# Posterior diagnostics{': ' + title if title else ''}", ""]
     tr = summary.get("training", {})
     if tr:
         lines += [f"Trained on {tr.get('n_train')} + {tr.get('n_validation')} (validation) simulations, "

@@ -102,13 +102,41 @@ def _plots(outdir: Path, result: dict) -> list[Path]:
     return files
 
 
+def _calibrate(trained: TrainedPosterior, theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
+               prior_std: np.ndarray, settings: dict, seed: int, log: Callable[[str], Any]) -> dict | None:
+    if not (settings["sbc_rows"] and len(theta_test)):
+        return None
+    log(f"diagnose: calibration on up to {settings['sbc_rows']} test rows x {settings['sbc_samples']} draws")
+    return test_rows(trained.posterior, theta_test, x_test, prior_samples, prior_std,
+                     n_rows=settings["sbc_rows"], n_samples=settings["sbc_samples"],
+                     coverage=settings["coverage"], seed=seed + 1,
+                     max_sampling_time=settings["max_sampling_time"] or None, log=log)
+
+
+def calibrate(trained: TrainedPosterior, *, theta_test: np.ndarray, x_test: np.ndarray,
+              prior_samples: np.ndarray, prior_std: np.ndarray, settings: dict, seed: int = 0,
+              log: Callable[[str], Any] = print) -> dict | None:
+    """SBC ranks, coverage and test-row shrinkage/z-scores: the posterior's calibration, which does not
+    depend on the observation (``diagnose`` takes the result as ``calibration``)."""
+    settings = validate_diagnose(settings)
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads(settings["threads"], int(trained.meta.get("ranks_on_node", 1))))
+    try:
+        return _calibrate(trained, _as_2d("theta_test", theta_test, len(trained.param_names)),
+                          _as_2d("x_test", x_test, len(trained.feature_names)),
+                          _as_2d("prior_samples", prior_samples, len(trained.param_names)),
+                          np.asarray(prior_std, dtype=np.float64), settings, seed, log)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
 def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.ndarray | None,
              theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
              prior_std: np.ndarray | None, settings: dict, outdir: str | Path,
              ppc_simulate: PpcSimulate | None = None, fc_obs: np.ndarray | None = None, seed: int = 0,
              log: Callable[[str], Any] = print, health: dict | None = None, x_prior: np.ndarray | None = None,
              sc: np.ndarray | None = None, fcd_obs: np.ndarray | None = None,
-             fcd_window: dict | None = None) -> dict:
+             fcd_window: dict | None = None, calibration: dict | None = None, title: str = "") -> dict:
     """Write posterior.nc, summary.json, report.md and plots into ``outdir``; return the summary.
 
     ``x_obs`` (k,) are the observed features; ``theta_true`` (d,) when the observation is synthetic.
@@ -120,6 +148,9 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     ``sc`` (N, N): the structural connectivity, for the r(FC, SC) and r(FC, log(1 + SC)) baselines.
     ``fcd_obs``: the observed FCD values (1-D), compared with the FCD values ``ppc_simulate`` returns;
     ``fcd_window`` describes how both were computed (win_len, win_sp, include_last, min_lag, source, tr_ms).
+    ``calibration``: the held-out rows' calibration from :func:`calibrate` when the caller has it (a cohort
+    computes it once for all subjects); otherwise it is computed here. ``title``: the report's heading
+    (e.g. the subject's name).
     """
     settings = validate_diagnose(settings)
     names, feats = trained.param_names, trained.feature_names
@@ -153,13 +184,8 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     try:
         log(f"diagnose: {settings['num_samples']} posterior samples at the observation")
         samples = sample_posterior(trained.posterior, x_obs, settings["num_samples"], seed, mst)
-        test = None
-        if settings["sbc_rows"] and len(theta_test):
-            log(f"diagnose: calibration on up to {settings['sbc_rows']} test rows "
-                f"x {settings['sbc_samples']} draws")
-            test = test_rows(trained.posterior, theta_test, x_test, prior_samples, prior_std,
-                             n_rows=settings["sbc_rows"], n_samples=settings["sbc_samples"],
-                             coverage=settings["coverage"], seed=seed + 1, max_sampling_time=mst, log=log)
+        test = calibration if calibration is not None else _calibrate(
+            trained, theta_test, x_test, prior_samples, prior_std, settings, seed, log)
     finally:
         torch.set_num_threads(prev_threads)
     ppc = None
@@ -184,7 +210,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     summary["files"] = [f.name for f in files] + ["summary.json", "report.md"]
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(outdir / "report.md", summary)
+    write_report(outdir / "report.md", summary, title)
     for w in summary["warnings"]:
         log(f"diagnose: warning: {w}")
     log(f"diagnose: wrote {len(summary['files'])} files to {outdir} in {summary['seconds']:.1f} s")

@@ -7,11 +7,31 @@ from typing import Any
 DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
     "connectome": {
         "source": ("connectivity_76", "tvb-data name (connectivity_66/68/76/96/192), TVB .zip/.h5 path, "
-                                      "or .npz with 'weights', 'tract_lengths' (optional 'region_labels')"),
+                                      ".npz with 'weights', 'tract_lengths' (optional 'region_labels'), or a "
+                                      "weights matrix in .mat/.csv/.tsv/.txt/.npy (rows = targets) with "
+                                      "connectome.lengths; relative paths: from the config file's folder"),
+        "weights_variable": ("", "variable of the weights in a .mat/.npz source (empty: the only 2-D one, or "
+                                 "one named sc, weights, ...)"),
+        "lengths": ("", "tract lengths (mm) when the source is a weights matrix: a .mat/.csv/.tsv/.txt/.npy "
+                        "file of the same shape"),
+        "lengths_variable": ("", "variable of the lengths in a .mat/.npz file (empty: the only 2-D one)"),
+        "labels": ("", "region labels, one per line (text file; empty: from the source, if it has them)"),
+        "drop": ([], "0-based indices of the source's regions to leave out (e.g. subcortical ones); an "
+                     "observation's BOLD with the source's region count is cut the same way"),
+        "keep": ([], "0-based indices of the source's regions to keep (instead of drop)"),
+        "symmetrize": ("none", "'none' | 'mean' ((W + W^T) / 2) | 'max'; tract lengths are averaged with "
+                               "their transpose unless 'none' (tractography counts are not symmetric)"),
         "speed": (3.0, "axonal conduction speed in m/s (= mm/ms), physical whatever ms_per_unit is; delay "
                        "steps = rint(tract_length / speed / (dt * ms_per_unit)); warned outside 1-20 m/s"),
-        "normalize": ("max", "'none' | 'max' (weights / max|w|)"),
+        "normalize": ("max", "'none' | 'max' (weights / max|w|) | 'log1p' (log(1 + w) / its max: fibre "
+                             "counts span orders of magnitude)"),
         "zero_diagonal": (False, "set self-connections to 0 (before normalising)"),
+        "threshold": (0.0, "weights below this fraction of the largest become 0 (after normalising); the "
+                           "log reports how many remain: fewer connections, cheaper steps"),
+        "hemispheres": ("auto", "homotopic pairing for the features: 'auto' (hemisphere markers in the "
+                                "region labels, else mirrored centres; an error asks when neither tells), "
+                                "'halves' (i with i + N/2), 'interleaved' (2k left with 2k + 1 right) or "
+                                "{left = [...], right = [...]} (indices after drop/keep)"),
     },
     # [model] defaults: tvb-inversion's MPR example (eta -4.6, J 14.5, Delta 0.7), a bistable working point
     # near the down state; TVB's own MontbrioPazoRoxin() defaults are eta -5, J 15, Delta 1, tau 1, I 0,

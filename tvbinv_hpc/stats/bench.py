@@ -8,6 +8,7 @@ import numpy as np
 from .fc import fc
 from .fcd import fcd
 from .featureset import DEFAULT_FEATURES, build_features
+from .hemispheres import RegionInfo
 
 __all__ = ["bench_features"]
 
@@ -36,7 +37,8 @@ def bench_features(B: int = 64, T: int = 150, N: int = 76, *, repeat: int = 3, w
     for t in range(1, T):
         bold[:, t] = 0.8 * bold[:, t - 1] + e[:, t]
     bold = bold.astype(np.float32)
-    fs = build_features(DEFAULT_FEATURES, n_regions=N, tr_ms=tr_ms)
+    # Synthetic regions have no labels: pair them by index halves (the cost is the same for any pairing).
+    fs = build_features(DEFAULT_FEATURES, n_regions=N, tr_ms=tr_ms, regions=RegionInfo(stated="halves"))
     t_fc = _best(lambda: fc(bold), repeat)
     t_fcd = _best(lambda: fcd(bold, win_len, 1), repeat)
     t_all = _best(lambda: fs.compute(bold), repeat)

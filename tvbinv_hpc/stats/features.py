@@ -70,8 +70,9 @@ WIN_LEN = Param(20, "sliding-window length in TR samples (or give win_len_s in s
                 "of TRs)", samples(2), seconds_alias=True)
 WIN_SP = Param(1, "sliding-window step in TR samples (or give win_sp_s in seconds)", samples(1),
                seconds_alias=True)
-HEMIS = Param("halves", "homotopic pairing: \"halves\" (region i pairs with i + N/2) or "
-              "{left = [...], right = [...]} index lists, left[k] homotopic to right[k]", hemispheres)
+HEMIS = Param("auto", "homotopic pairing: \"auto\" (the connectome's connectome.hemispheres, else its region "
+              "labels or centres), \"halves\" (region i pairs with i + N/2), \"interleaved\" (2k with 2k + 1) "
+              "or {left = [...], right = [...]} index lists, left[k] homotopic to right[k]", hemispheres)
 COMMON_PARAMS = {"label": Param("", "prefix '<label>_' for this feature's names (needed to use a "
                                 "feature twice)", text)}
 

@@ -7,7 +7,7 @@ Config format (one table per feature; unknown names, parameters or values raise 
     name = "bold_fcd_for_sbi"
     win_len = 20          # TR samples; or win_len_s = 40.0 (seconds, a whole number of TRs)
     win_sp = 1
-    hemispheres = "halves"   # or {left = [0, 1, ...], right = [38, 39, ...]}
+    hemispheres = "auto"     # the connectome's pairing; or "halves", "interleaved", {left = [...], right = [...]}
 
 The burn-in (ms of BOLD, converted with the TR and rounded up to whole samples) is cut before every
 feature.  A simulation whose BOLD is not finite, or for which any feature is NaN (e.g. a region constant
@@ -25,17 +25,19 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from .fc import as_batch
 from .features import COMMON_PARAMS, FEATURES, Batch, Feature
+from .hemispheres import Hemispheres, RegionInfo
 from .params import Context, seconds_to_samples
+from .preprocess import Preprocess, build_preprocess
 
 __all__ = ["FeatureSet", "build_features", "feature_defaults", "DEFAULT_FEATURES"]
 
 # For G, eta and noise from ~150 TRs of 76-region BOLD: tvb-inversion's five (comparability with the seed),
 # FC distribution and spectrum (coupling), FCD distribution (noise / excitability driven dynamics).
 DEFAULT_FEATURES: list[dict[str, Any]] = [
-    {"name": "bold_fcd_for_sbi", "win_len": 20, "win_sp": 1, "hemispheres": "halves"},
+    {"name": "bold_fcd_for_sbi", "win_len": 20, "win_sp": 1, "hemispheres": "auto"},
     {"name": "fc_stats"},
     {"name": "fc_eigenvalues", "n": 3},
-    {"name": "homotopic_fc", "hemispheres": "halves"},
+    {"name": "homotopic_fc", "hemispheres": "auto"},
     {"name": "fcd_stats", "win_len": 20, "win_sp": 1, "include_last": False, "min_lag": 20},
 ]
 
@@ -91,8 +93,13 @@ def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def build_features(specs: list[dict], *, n_regions: int, tr_ms: float, burn_in: float = 0.0) -> FeatureSet:
-    """Validate the ``[[features]]`` tables and return the :class:`FeatureSet` they describe."""
+def build_features(specs: list[dict], *, n_regions: int, tr_ms: float, burn_in: float = 0.0,
+                   regions: RegionInfo | None = None, preprocess: dict | None = None) -> FeatureSet:
+    """Validate the ``[[features]]`` tables and return the :class:`FeatureSet` they describe.
+
+    ``regions``: the connectome's labels, centres and hemisphere statement (for ``hemispheres = "auto"``);
+    ``preprocess``: the BOLD preprocessing applied after the burn-in and before every feature
+    (:mod:`tvbinv_hpc.stats.preprocess`; None: none)."""
     if not (isinstance(n_regions, (int, np.integer)) and n_regions >= 2):
         raise ValueError(f"n_regions must be an integer >= 2, got {n_regions!r}")
     if not (_is_real(tr_ms) and math.isfinite(tr_ms) and tr_ms > 0):
@@ -101,7 +108,7 @@ def build_features(specs: list[dict], *, n_regions: int, tr_ms: float, burn_in: 
         raise ConfigError("burn_in", f"must be a number of ms >= 0, got {burn_in!r}")
     if not isinstance(specs, (list, tuple)) or not specs:
         raise ConfigError("features", "must be a non-empty list of [[features]] tables")
-    ctx = Context(int(n_regions), float(tr_ms))
+    ctx = Context(int(n_regions), float(tr_ms), regions)
     feats = [_build_one(i, s, ctx) for i, s in enumerate(specs)]
     seen: dict[str, int] = {}
     for i, f in enumerate(feats):
@@ -111,24 +118,30 @@ def build_features(specs: list[dict], *, n_regions: int, tr_ms: float, burn_in: 
                                   f"features[{seen[n]}]; set a distinct label")
             seen[n] = i
     n_burn = math.ceil(burn_in / tr_ms - 1e-9)
-    return FeatureSet(feats, ctx, float(burn_in), n_burn)
+    return FeatureSet(feats, ctx, float(burn_in), n_burn, build_preprocess(preprocess, float(tr_ms)))
 
 
 class FeatureSet:
     """An ordered list of features; ``compute`` maps BOLD ``(B, T, N)`` to ``x (B, k)``.
 
     ``names``: the k names in order; ``min_samples``: BOLD length needed, burn-in included;
-    ``burn_in_ms`` / ``burn_in_samples``: the cut applied first.
+    ``burn_in_ms`` / ``burn_in_samples``: the cut applied first; ``preprocess``: what follows it
+    (:meth:`prepare` does both, for anything else that must see the BOLD as the features do).
     """
 
-    def __init__(self, features: list[Feature], ctx: Context, burn_in_ms: float, burn_in_samples: int):
+    def __init__(self, features: list[Feature], ctx: Context, burn_in_ms: float, burn_in_samples: int,
+                 preprocess: Preprocess | None = None):
         self.features = features
         self.n_regions = ctx.n_regions
         self.tr_ms = ctx.tr_ms
         self.burn_in_ms = burn_in_ms
         self.burn_in_samples = burn_in_samples
+        self.preprocess = preprocess or Preprocess()
         self.names: list[str] = [n for f in features for n in f.names]
-        self.min_samples: int = burn_in_samples + max(f.min_samples() for f in features)
+        self.min_samples: int = burn_in_samples + max(max(f.min_samples() for f in features),
+                                                      self.preprocess.min_samples(self.tr_ms))
+        self.hemispheres = next((v for f in features for v in f.values.values() if isinstance(v, Hemispheres)),
+                                None)
         self._slices = []
         k = 0
         for f in features:
@@ -141,6 +154,10 @@ class FeatureSet:
     def describe(self) -> list[dict]:
         """The effective specs, every default filled in; valid input to :func:`build_features`."""
         return [f.describe() for f in self.features]
+
+    def prepare(self, bold: np.ndarray) -> np.ndarray:
+        """BOLD ``(..., T, N)`` as every feature sees it: burn-in cut, then the preprocessing (float64)."""
+        return self.preprocess.apply(np.asarray(bold)[..., self.burn_in_samples:, :], self.tr_ms)
 
     def compute(self, bold: np.ndarray) -> np.ndarray:
         """``(B, T, N)`` float32/64 -> ``(B, k)`` float64; a non-finite or failing simulation -> NaN row."""
@@ -157,7 +174,7 @@ class FeatureSet:
         out = np.full((n_sim, len(self.names)), np.nan)
         ok = np.isfinite(x).all(axis=(1, 2))
         if ok.any():
-            batch = Batch(np.ascontiguousarray(x[ok, self.burn_in_samples:]))
+            batch = Batch(np.ascontiguousarray(self.prepare(x[ok])))
             vals = np.empty((int(ok.sum()), len(self.names)))
             with np.errstate(invalid="ignore", divide="ignore"):
                 for f, sl in zip(self.features, self._slices):
@@ -193,7 +210,7 @@ class FeatureSet:
         x = self.compute(a[None])[0]
         if not np.isfinite(x).all():
             # compute() NaNs the whole row; recompute per feature to name the culprits
-            batch = Batch(np.ascontiguousarray(kept[None]))
+            batch = Batch(np.ascontiguousarray(self.prepare(a[None])))
             with np.errstate(invalid="ignore", divide="ignore"):
                 failed = [n for f in self.features
                           for n, v in zip(f.names, f.compute(batch)[0]) if not np.isfinite(v)]

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .hemispheres import Hemispheres, RegionInfo
+from .hemispheres import resolve as resolve_hemispheres
+
 __all__ = ["Context", "Param", "Hemispheres", "samples", "positive_int", "boolean", "quantile_list",
            "choice_list", "hemispheres", "text"]
 
@@ -20,6 +23,7 @@ __all__ = ["Context", "Param", "Hemispheres", "samples", "positive_int", "boolea
 class Context:
     n_regions: int
     tr_ms: float
+    regions: RegionInfo | None = None   # labels / centres / statement of the connectome, for "auto" pairing
 
 
 @dataclass(frozen=True)
@@ -102,41 +106,6 @@ def choice_list(choices: tuple[str, ...]) -> Callable[[Any, Context], list[str]]
     return check
 
 
-@dataclass(frozen=True)
-class Hemispheres:
-    """Homotopic pairs ``(left[k], right[k])``; ``spec`` is the config value, kept for ``describe``."""
-    left: np.ndarray
-    right: np.ndarray
-    spec: Any
-
-    def inter_mask(self, n_regions: int) -> np.ndarray:
-        """True where one region is left and the other right; regions in neither list are never inter."""
-        m = np.zeros((n_regions, n_regions), dtype=bool)
-        m[np.ix_(self.left, self.right)] = True
-        m[np.ix_(self.right, self.left)] = True
-        return m
-
-
 def hemispheres(v: Any, ctx: Context) -> Hemispheres:
-    n = ctx.n_regions
-    if v == "halves":
-        if n % 2:
-            raise ValueError(f"'halves' needs an even number of regions, the connectome has {n}; "
-                             "give {left = [...], right = [...]} index lists")
-        return Hemispheres(np.arange(n // 2), np.arange(n // 2, n), "halves")
-    if not isinstance(v, dict) or set(v) != {"left", "right"}:
-        raise ValueError(f"must be \"halves\" or a table {{left = [...], right = [...]}}, got {v!r}")
-    left, right = v["left"], v["right"]
-    for side, idx in (("left", left), ("right", right)):
-        if not isinstance(idx, (list, tuple)) or not idx or not all(_is_int(i) for i in idx):
-            raise ValueError(f"{side} must be a non-empty list of region indices, got {idx!r}")
-        if not all(0 <= i < n for i in idx):
-            raise ValueError(f"{side} has indices outside [0, {n})")
-    if len(left) != len(right):
-        raise ValueError(f"left and right must pair up homotopic regions: {len(left)} vs {len(right)} "
-                         "indices")
-    both = list(left) + list(right)
-    if len(set(both)) != len(both):
-        raise ValueError("a region index appears twice in left/right")
-    spec = {"left": [int(i) for i in left], "right": [int(i) for i in right]}
-    return Hemispheres(np.asarray(spec["left"]), np.asarray(spec["right"]), spec)
+    """A feature's homotopic pairing: explicit, or ``"auto"`` from the connectome (see stats.hemispheres)."""
+    return resolve_hemispheres(v, ctx.n_regions, ctx.regions)
