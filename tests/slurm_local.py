@@ -28,6 +28,9 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
             "DEADLINE", "PREEMPTED"}
 
 
+CRED_SECOND_MARGIN_S = 2.5   # see Cluster.skip_begin_time
+
+
 class Unavailable(Exception):
     """SLURM cannot be installed or started on this machine (the message says why)."""
 
@@ -197,7 +200,11 @@ class Cluster:
             time.sleep(0.5)
 
     def skip_begin_time(self, jobid: str) -> None:
-        """A requeued job waits ~2 min for its BeginTime before it may start again: start it now."""
+        """A requeued job waits ~2 min for its BeginTime before it may start again: start it now — but not
+        within the second of the requeue. slurmd revokes the old run's credential with a timestamp in
+        whole seconds and refuses a credential issued in that same second ("Job credential revoked": the
+        requeued job fails at once, seen in CI when the update came 50 ms after the requeue)."""
+        time.sleep(CRED_SECOND_MARGIN_S)
         self.run("scontrol", "update", f"JobId={jobid}", "StartTime=now", timeout=20)
 
     def wait_done(self, jobid: str, timeout: float) -> tuple[dict[str, str], int]:
