@@ -156,3 +156,20 @@ def test_labels_file_feeds_the_hemisphere_pairing(tmp_path):
     assert c.region_labels == ["A_L", "A_R", "C_L", "C_R"]
     h = resolve("auto", 4, c.regions)
     assert h.left.tolist() == [0, 2] and h.right.tolist() == [1, 3]
+
+
+def test_group_connectome_is_the_mean(tmp_path):
+    subjects = [_fibre_counts(6, seed) for seed in range(3)]
+    for i, (w, tl) in enumerate(subjects):
+        tl = np.where(np.arange(36).reshape(6, 6) % (i + 2) == 0, 0.0, tl)   # a tract some subjects lack
+        subjects[i] = (w, tl)
+        np.save(tmp_path / f"w{i}.npy", w)
+        np.save(tmp_path / f"l{i}.npy", tl)
+    c = load_connectome([str(tmp_path / f"w{i}.npy") for i in range(3)], normalize="none",
+                        lengths=[str(tmp_path / f"l{i}.npy") for i in range(3)])
+    np.testing.assert_allclose(c.weights, np.mean([w for w, _ in subjects], axis=0))
+    tls = np.array([tl for _, tl in subjects])
+    expected = np.where((tls > 0).any(0), tls.sum(0) / np.maximum((tls > 0).sum(0), 1), 0.0)
+    np.testing.assert_allclose(c.tract_lengths, expected)
+    with pytest.raises(ConfigError, match="connectome.lengths"):
+        load_connectome([str(tmp_path / "w0.npy"), str(tmp_path / "w1.npy")], lengths=str(tmp_path / "l0.npy"))

@@ -110,6 +110,8 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
                 types = (list,)
             elif f"{section}.{key}" == "connectome.hemispheres":
                 types = (str, dict)
+            elif f"{section}.{key}" in ("connectome.source", "connectome.lengths"):
+                types = (str, list)
             elif f"{section}.{key}" == "bold.transient":
                 types = (float, str)           # a number of ms or "auto"
             elif f"{section}.{key}" in POSITIVE or f"{section}.{key}" == "bold.warmup":
@@ -207,6 +209,10 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any
 def _check_inputs(cfg: dict[str, Any]) -> None:
     """What the schema's types cannot say about the input keys (sizes are checked when the data load)."""
     c, o = cfg["connectome"], cfg["observation"]
+    for key in ("source", "lengths"):
+        v = c[key]
+        if isinstance(v, list) and not (v and all(isinstance(p, str) and p for p in v)):
+            raise ConfigError(f"connectome.{key}", "a group connectome is a non-empty list of files")
     for key in ("drop", "keep"):
         v = c[key]
         if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v):
@@ -243,10 +249,10 @@ def _resolve_paths(cfg: dict[str, Any], base_dir: Path) -> None:
         return value if p.is_absolute() else str((base_dir / p).resolve())
 
     c = cfg["connectome"]
-    if not (os.sep not in c["source"] and tvb_data_path(c["source"])):
-        c["source"] = rel(c["source"])
-    for key in ("lengths", "labels"):
-        if c[key]:
+    for key in ("source", "lengths", "labels"):
+        if isinstance(c[key], list):
+            c[key] = [p if os.sep not in p and tvb_data_path(p) else rel(p) for p in c[key]]
+        elif c[key] and not (key == "source" and os.sep not in c[key] and tvb_data_path(c[key])):
             c[key] = rel(c[key])
     o = cfg["observation"]
     if isinstance(o["source"], list):

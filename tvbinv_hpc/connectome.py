@@ -182,13 +182,59 @@ def _select(n: int, drop: list[int], keep: list[int], source: str) -> np.ndarray
     return np.setdiff1d(np.arange(n), np.asarray(drop, dtype=np.int64))
 
 
-def load_connectome(source: str, speed: float = 3.0, normalize: str = "max",
+def _read_one(source: str, lengths: str, options: dict) -> tuple[str, _Arrays]:
+    """One connectome file (or tvb-data name) -> its arrays, checked for shape and values."""
+    named = tvb_data_path(source) if os.sep not in source and not os.path.exists(source) else None
+    path = named or os.path.expanduser(source)
+    if not os.path.isfile(path):
+        raise InputError(f"connectome '{source}': no such file, and not a tvb-data name "
+                         f"(known: {', '.join(TVB_DATA_NAMES)})")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz" and not lengths:
+        arrays = _from_npz(path)
+    elif ext in (".zip", ".h5"):
+        arrays = _from_tvb_file(path)
+    elif ext in (".npz", ".mat", ".csv", ".tsv", ".txt", ".npy"):
+        arrays = _read_pair(path, ext, {**options, "lengths": lengths})
+    else:
+        raise InputError(f"connectome file '{path}': unknown type '{ext}' (use .zip, .h5, .npz, .mat, .csv, "
+                         ".tsv, .txt or .npy)")
+    w, tl = arrays[0], arrays[1]
+    n = w.shape[0]
+    if w.ndim != 2 or w.shape != (n, n) or tl.shape != (n, n):
+        raise InputError(f"connectome file '{path}': weights {w.shape} and tract_lengths {tl.shape} "
+                         "must both be square and of the same size")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(tl)) and np.all(tl >= 0)):
+        raise InputError(f"connectome file '{path}': weights must be finite, tract lengths finite and >= 0")
+    return path, arrays
+
+
+def _group_average(sources: list[str], options: dict) -> _Arrays:
+    """A group connectome: the mean of the subjects' weights, and of their tract lengths over the subjects
+    that have the tract (length > 0); ``lengths`` is then a list of the same length as ``sources``."""
+    lengths = options.get("lengths") or [""] * len(sources)
+    if not isinstance(lengths, (list, tuple)) or len(lengths) != len(sources):
+        raise ConfigError("connectome.lengths", f"a group connectome of {len(sources)} files needs a list of "
+                          f"{len(sources)} tract-length files (or none, for .zip/.h5/.npz sources)")
+    read = [_read_one(str(src), str(ln), options)[1] for src, ln in zip(sources, lengths)]
+    shapes = {a[0].shape for a in read}
+    if len(shapes) != 1:
+        raise InputError(f"connectome.source: the group's matrices differ in shape: {sorted(shapes)}")
+    w = np.mean([a[0] for a in read], axis=0)
+    tls = np.array([a[1] for a in read])
+    has = (tls > 0).sum(axis=0)
+    tl = np.where(has > 0, tls.sum(axis=0) / np.maximum(has, 1), 0.0)
+    return w, tl, read[0][2], read[0][3], read[0][4]
+
+
+def load_connectome(source: str | list[str], speed: float = 3.0, normalize: str = "max",
                     zero_diagonal: bool = False, **options) -> Connectome:
     """Load a connectome; select regions, symmetrise, normalise, threshold.
 
     ``source``: a tvb-data name, a TVB .zip/.h5, an .npz ('weights', 'tract_lengths', optional
     'region_labels', 'hemispheres', 'centres'), or a weights matrix in .mat/.csv/.tsv/.txt/.npy with the
-    tract lengths in ``options['lengths']``.  Options (the ``[connectome]`` keys): ``weights_variable``,
+    tract lengths in ``options['lengths']``; a list of them is a group connectome (their mean weights and
+    mean non-zero lengths; ``lengths`` is then a list too).  Options (the ``[connectome]`` keys): ``weights_variable``,
     ``lengths``, ``lengths_variable``, ``labels`` (a text file), ``drop``/``keep`` (0-based indices of the
     source's regions; the observation's BOLD is cut the same way), ``symmetrize`` (none | mean | max),
     ``threshold`` (weights below this fraction of the largest become 0, after normalising) and
@@ -208,34 +254,18 @@ def load_connectome(source: str, speed: float = 3.0, normalize: str = "max",
                           f"got {threshold}")
     if not (float(speed) > 0):
         raise ConfigError("connectome.speed", f"must be > 0 (m/s), got {speed!r}")
-    source = str(source)
-    named = tvb_data_path(source) if os.sep not in source and not os.path.exists(source) else None
-    path = named or os.path.expanduser(source)
-    if not os.path.isfile(path):
-        raise InputError(f"connectome '{source}': no such file, and not a tvb-data name "
-                         f"(known: {', '.join(TVB_DATA_NAMES)})")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".npz" and not options.get("lengths"):
-        w, tl, labels, hemi, centres = _from_npz(path)
-    elif ext in (".zip", ".h5"):
-        w, tl, labels, hemi, centres = _from_tvb_file(path)
-    elif ext in (".npz", ".mat", ".csv", ".tsv", ".txt", ".npy"):
-        w, tl, labels, hemi, centres = _read_pair(path, ext, options)
+    if isinstance(source, (list, tuple)):
+        w, tl, labels, hemi, centres = _group_average(list(source), options)
+        path = f"group average of {len(source)}"
     else:
-        raise InputError(f"connectome file '{path}': unknown type '{ext}' (use .zip, .h5, .npz, .mat, .csv, "
-                         ".tsv, .txt or .npy)")
+        path, (w, tl, labels, hemi, centres) = _read_one(str(source), options.get("lengths", ""), options)
     n = w.shape[0]
-    if w.ndim != 2 or w.shape != (n, n) or tl.shape != (n, n):
-        raise InputError(f"connectome file '{path}': weights {w.shape} and tract_lengths {tl.shape} "
-                         "must both be square and of the same size")
-    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(tl)) and np.all(tl >= 0)):
-        raise InputError(f"connectome file '{path}': weights must be finite, tract lengths finite and >= 0")
     if options.get("labels"):
         from tvbinv_hpc.arrays import read_labels
         labels = read_labels(options["labels"])
     if len(labels) != n:
-        raise InputError(f"connectome '{source}': {len(labels)} region labels for {n} regions")
-    kept = _select(n, list(options.get("drop") or []), list(options.get("keep") or []), source)
+        raise InputError(f"connectome '{path}': {len(labels)} region labels for {n} regions")
+    kept = _select(n, list(options.get("drop") or []), list(options.get("keep") or []), path)
     w, tl = w[np.ix_(kept, kept)], tl[np.ix_(kept, kept)]
     labels = [labels[i] for i in kept]
     hemi = None if hemi is None else hemi[kept]

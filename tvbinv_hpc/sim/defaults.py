@@ -9,11 +9,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
         "source": ("connectivity_76", "tvb-data name (connectivity_66/68/76/96/192), TVB .zip/.h5 path, "
                                       ".npz with 'weights', 'tract_lengths' (optional 'region_labels'), or a "
                                       "weights matrix in .mat/.csv/.tsv/.txt/.npy (rows = targets) with "
-                                      "connectome.lengths; relative paths: from the config file's folder"),
+                                      "connectome.lengths; a list of files: a group connectome (mean weights, "
+                                      "mean non-zero lengths); relative paths: from the config file's folder"),
         "weights_variable": ("", "variable of the weights in a .mat/.npz source (empty: the only 2-D one, or "
                                  "one named sc, weights, ...)"),
         "lengths": ("", "tract lengths (mm) when the source is a weights matrix: a .mat/.csv/.tsv/.txt/.npy "
-                        "file of the same shape"),
+                        "file of the same shape (a list, one per file, for a group connectome)"),
         "lengths_variable": ("", "variable of the lengths in a .mat/.npz file (empty: the only 2-D one)"),
         "labels": ("", "region labels, one per line (text file; empty: from the source, if it has them)"),
         "drop": ([], "0-based indices of the source's regions to leave out (e.g. subcortical ones); an "
