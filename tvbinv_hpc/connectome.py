@@ -35,6 +35,9 @@ class Connectome:
     kept: np.ndarray | None = None
     stated_hemispheres: Any = "auto"        # connectome.hemispheres, for the features' "auto" pairing
     edges_before_threshold: int = 0
+    # The weights as read (after drop/keep, before symmetrising, normalising, thresholding): what the
+    # structural baselines r(FC, SC), r(FC, log(1 + SC)) compare with, whatever transform feeds the model.
+    structural: np.ndarray | None = None
 
     @property
     def n_regions(self) -> int:
@@ -56,6 +59,11 @@ class Connectome:
         also = (f" or the source's {self.source_regions} before connectome.drop/keep"
                 if self.kept is not None and self.source_regions != self.n_regions else "")
         raise InputError(f"{where}: {size} regions, but the connectome has {self.n_regions}{also}")
+
+    @property
+    def baseline_sc(self) -> np.ndarray:
+        """The structural connectivity the report's baselines use: the weights as read, else the model's."""
+        return self.weights if self.structural is None else self.structural
 
     def describe(self) -> str:
         """One line for the log: size, selection, density, symmetry."""
@@ -270,6 +278,7 @@ def load_connectome(source: str | list[str], speed: float = 3.0, normalize: str 
     labels = [labels[i] for i in kept]
     hemi = None if hemi is None else hemi[kept]
     centres = None if centres is None else centres[kept]
+    structural = w.copy()
     if symmetrize != "none":
         w = (w + w.T) / 2 if symmetrize == "mean" else np.maximum(w, w.T)
         tl = (tl + tl.T) / 2
@@ -283,6 +292,7 @@ def load_connectome(source: str | list[str], speed: float = 3.0, normalize: str 
     conn.source_regions, conn.kept = n, kept
     conn.stated_hemispheres = options.get("hemispheres", "auto")
     conn.edges_before_threshold = edges
+    conn.structural = structural
     return conn
 
 

@@ -8,6 +8,8 @@ preprocessed exactly as the simulations are; its FC and FCD for the report come 
 from __future__ import annotations
 
 import glob
+import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from tvbinv_hpc import config as config_mod
 from tvbinv_hpc.errors import ConfigError, TvbinvError
 from tvbinv_hpc.parallel import driver, store
 
+log = logging.getLogger("tvbinv_hpc")
 FCD_DEFAULT_WINDOW_S = 60.0  # FCD agreement without an FCD feature: 60 s windows, the common resting-state choice
 
 
@@ -30,6 +33,7 @@ class Observation:
     source: str
     bold: np.ndarray | None = None  # (T, N) float64 as observed, before the burn-in (for its FCD)
     name: str = ""                  # the subject's name in a cohort
+    notes: tuple[str, ...] = ()     # what the report must say about this observation (e.g. its length)
 
 
 def observation_configured(cfg: dict[str, Any]) -> bool:
@@ -147,7 +151,28 @@ def empirical(s: Any, path: str, name: str) -> Observation:
         if name and type(exc) is not ConfigError:   # in a cohort, say whose file it is
             raise type(exc)(f"subject '{name}': {exc}") from None
         raise
-    return Observation(np.asarray(x, float), _fc(s, bold), None, str(path), np.asarray(bold, np.float64), name)
+    notes = tuple(n for n in (length_note(s, bold.shape[0]),) if n)
+    for n in notes:
+        log.warning("observation%s: %s", f" {name}" if name else "", n)
+    return Observation(np.asarray(x, float), _fc(s, bold), None, str(path), np.asarray(bold, np.float64), name,
+                       notes)
+
+
+LENGTH_RTOL = 0.05   # observed and simulated series within 5 % of each other count as the same length
+
+
+def length_note(s: Any, n_obs: int) -> str:
+    """A warning when the observed BOLD and the simulations differ in length: FC and FCD statistics carry a
+    sampling noise that shrinks with the length, and sums over window pairs (FCD_SUM) grow with it, so
+    features of series of different lengths are not comparable."""
+    n_sim = s.engine.n_bold
+    if abs(n_obs - n_sim) <= LENGTH_RTOL * n_sim:
+        return ""
+    tr, first = s.engine.tr_ms, s.engine.bold_transient_ms
+    want = (first + n_obs * tr) / s.engine.ms_per_unit
+    return (f"the observed BOLD has {n_obs} samples but each simulation gives {n_sim}: features of series of "
+            f"different lengths are not comparable (FC/FCD sampling noise, FCD_SUM counts window pairs); set "
+            f"simulation.length = {math.ceil(want)} (model units) to simulate as many samples as observed")
 
 
 def observe_all(s: Any) -> list[Observation]:

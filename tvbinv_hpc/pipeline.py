@@ -332,9 +332,9 @@ def _diagnose_one(s: Setup, o: Observation, outdir: Path, services: dict[str, An
         shared["trained"], x_obs=o.x, theta_true=o.theta_true, theta_test=shared["theta_test"],
         x_test=shared["x_test"], prior_samples=shared["prior_samples"], prior_std=shared["prior_std"],
         settings=s.cfg["diagnose"], outdir=outdir, fc_obs=o.fc, seed=s.seed, log=log.info,
-        health=shared["health"], ppc_simulate=ppc, x_prior=shared["x_prior"], sc=s.engine.connectome.weights,
+        health=shared["health"], ppc_simulate=ppc, x_prior=shared["x_prior"], sc=s.engine.connectome.baseline_sc,
         fcd_obs=fcd_obs[0] if fcd_obs else None, fcd_window=fcd_window(s), calibration=calibration,
-        title=o.name)
+        title=o.name, notes=o.notes)
     summary["observation_source"] = o.source
     return summary
 

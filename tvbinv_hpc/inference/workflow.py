@@ -136,7 +136,8 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
              ppc_simulate: PpcSimulate | None = None, fc_obs: np.ndarray | None = None, seed: int = 0,
              log: Callable[[str], Any] = print, health: dict | None = None, x_prior: np.ndarray | None = None,
              sc: np.ndarray | None = None, fcd_obs: np.ndarray | None = None,
-             fcd_window: dict | None = None, calibration: dict | None = None, title: str = "") -> dict:
+             fcd_window: dict | None = None, calibration: dict | None = None, title: str = "",
+             notes: list[str] | tuple[str, ...] = ()) -> dict:
     """Write posterior.nc, summary.json, report.md and plots into ``outdir``; return the summary.
 
     ``x_obs`` (k,) are the observed features; ``theta_true`` (d,) when the observation is synthetic.
@@ -150,7 +151,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     ``fcd_window`` describes how both were computed (win_len, win_sp, include_last, min_lag, source, tr_ms).
     ``calibration``: the held-out rows' calibration from :func:`calibrate` when the caller has it (a cohort
     computes it once for all subjects); otherwise it is computed here. ``title``: the report's heading
-    (e.g. the subject's name).
+    (e.g. the subject's name). ``notes``: warnings about the observation itself, reported first.
     """
     settings = validate_diagnose(settings)
     names, feats = trained.param_names, trained.feature_names
@@ -206,6 +207,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     if settings["plots"]:
         files += _plots(outdir, result)
     summary = build_summary(result)
+    summary["warnings"] = [*notes, *summary["warnings"]]
     summary["netcdf_groups"] = groups
     summary["files"] = [f.name for f in files] + ["summary.json", "report.md"]
     summary["seconds"] = round(time.perf_counter() - t0, 3)
