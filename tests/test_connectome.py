@@ -120,6 +120,8 @@ def test_drop_symmetrize_log1p_threshold(tmp_path):
     np.testing.assert_allclose(c.weights, np.log1p(ws) / np.log1p(ws).max())
     assert c.n_regions == 8 and c.source_regions == 10 and list(c.kept) == kept
     assert np.allclose(c.weights, c.weights.T)
+    sq = load_connectome(str(tmp_path / "w.npy"), normalize="sqrt", lengths=str(tmp_path / "l.npy"))
+    np.testing.assert_allclose(sq.weights, np.sqrt(w) / np.sqrt(w).max())
     t = load_connectome(str(tmp_path / "w.npy"), normalize="max", lengths=str(tmp_path / "l.npy"), threshold=0.2)
     assert np.abs(t.weights[t.weights != 0]).min() >= 0.2
     assert "the threshold kept" in t.describe()

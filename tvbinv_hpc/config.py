@@ -95,7 +95,7 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
     from tvbinv_hpc.sim.defaults import DEFAULTS
 
     extra: dict[str, dict[str, Any]] = {
-        "connectome.normalize": {"choices": ("none", "max", "log1p")},
+        "connectome.normalize": {"choices": ("none", "max", "log1p", "sqrt")},
         "connectome.symmetrize": {"choices": ("none", "mean", "max")},
         "integrator.scheme": {"choices": ("adaptive", "fixed")},
         "bold.start": {"choices": ("steady", "rest")},

@@ -152,7 +152,7 @@ def _from_npz(path: str) -> _Arrays:
 
 
 SYMMETRIZE = ("none", "mean", "max")
-NORMALIZE = ("none", "max", "log1p")
+NORMALIZE = ("none", "max", "log1p", "sqrt")
 WEIGHT_NAMES = ("weights", "sc", "SC", "W", "w", "cm", "CM", "connectivity", "counts")
 LENGTH_NAMES = ("tract_lengths", "lengths", "len", "LEN", "length", "distances", "dist", "D")
 
@@ -247,7 +247,8 @@ def load_connectome(source: str | list[str], speed: float = 3.0, normalize: str 
     source's regions; the observation's BOLD is cut the same way), ``symmetrize`` (none | mean | max),
     ``threshold`` (weights below this fraction of the largest become 0, after normalising) and
     ``hemispheres`` (kept for the features' "auto" pairing).  Normalise: none | max (w / max|w|) | log1p
-    (log(1 + w) / its max: fibre counts span orders of magnitude; non-negative weights only).
+    (log(1 + w) / its max) | sqrt (sqrt(w) / its max): fibre counts span orders of magnitude, and these
+    compress them (non-negative weights only).
     """
     if normalize not in NORMALIZE:
         raise ConfigError("connectome.normalize", f"must be one of {', '.join(map(repr, NORMALIZE))}, "
@@ -299,11 +300,11 @@ def load_connectome(source: str | list[str], speed: float = 3.0, normalize: str 
 def _normalized(w: np.ndarray, normalize: str, path: str) -> np.ndarray:
     if normalize == "none":
         return w
-    if normalize == "log1p":
+    if normalize in ("log1p", "sqrt"):
         if (w < 0).any():
-            raise ConfigError("connectome.normalize", f"'log1p' needs non-negative weights; '{path}' has "
+            raise ConfigError("connectome.normalize", f"'{normalize}' needs non-negative weights; '{path}' has "
                               f"{int((w < 0).sum())} negative")
-        w = np.log1p(w)
+        w = np.log1p(w) if normalize == "log1p" else np.sqrt(w)
     wmax = np.abs(w).max()
     if wmax == 0:
         raise InputError(f"connectome file '{path}': all weights are zero, cannot normalise")

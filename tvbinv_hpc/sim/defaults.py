@@ -24,8 +24,9 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
                                "their transpose unless 'none' (tractography counts are not symmetric)"),
         "speed": (3.0, "axonal conduction speed in m/s (= mm/ms), physical whatever ms_per_unit is; delay "
                        "steps = rint(tract_length / speed / (dt * ms_per_unit)); warned outside 1-20 m/s"),
-        "normalize": ("max", "'none' | 'max' (weights / max|w|) | 'log1p' (log(1 + w) / its max: fibre "
-                             "counts span orders of magnitude)"),
+        "normalize": ("max", "'none' | 'max' (weights / max|w|) | 'log1p' (log(1 + w) / its max) | 'sqrt' "
+                             "(sqrt(w) / its max): the last two compress fibre counts, which span orders "
+                             "of magnitude"),
         "zero_diagonal": (False, "set self-connections to 0 (before normalising)"),
         "threshold": (0.0, "weights below this fraction of the largest become 0 (after normalising); the "
                            "log reports how many remain: fewer connections, cheaper steps"),
