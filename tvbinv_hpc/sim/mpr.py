@@ -204,7 +204,7 @@ def _substeps(r, V, par, f, crr, cvv, nr, nv_, dt, h_max, max_sub):
     return r, V, cnt
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def run_lanes(far_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K, R,
               hist, x, par, k1, k2, nctr, lane,
               dt, nstep, istep, has_noise, couple_v, tvb_order,
