@@ -164,8 +164,9 @@ def test_random_history_is_lane_history(engine):
 
 @pytest.mark.parametrize("min_delay_steps", [1, 7])
 def test_zero_delay_and_short_delay_edges(min_delay_steps):
-    """Off-diagonal zero-delay edges (local CSR path), self-connections, and a shortest delay of 1 step
-    (block K = 1) or 7: the fast kernel agrees with the TVB-order mode (bit-identical to TVB's Simulator)."""
+    """Off-diagonal zero-delay edges (local CSR path), self-connections, and a shortest delay of 1 step or 7
+    (that edge summed over windows of 1 or 4 steps, the others over longer ones): the fast kernel agrees with
+    the TVB-order mode (bit-identical to TVB's Simulator)."""
     from tvbinv_hpc.connectome import Connectome
     rs = np.random.default_rng(min_delay_steps)
     n = 6
@@ -179,7 +180,8 @@ def test_zero_delay_and_short_delay_edges(min_delay_steps):
     kw = dict(dt=0.01, length=10.0, fixed=fixed, seed=2, ms_per_unit=10.0, tavg_period=0.1, bold_tr=10.0)
     fast = Engine(conn, history_dtype=np.float64, **kw)
     exact = Engine(conn, tvb_order=True, **kw)
-    assert fast.topology.block == min_delay_steps and fast.topology.loc_src.size == 2
+    assert fast.topology.block > min_delay_steps >= fast.topology.lvl_k[-1] > min_delay_steps // 2
+    assert fast.topology.loc_src.size == 2
     a = fast.simulate({}, np.arange(2), record="raw").raw
     b = exact.simulate({}, np.arange(2), record="raw").raw
     print("max diff", np.abs(a - b).max(), "range", np.ptp(a))

@@ -293,7 +293,7 @@ class Engine:
         rec_tavg = np.full((nb, n_tavg, 2, n), np.nan) if out.tavg is not None else np.zeros((nb, 0, 2, n))
         rec_raw = np.full((nb, nstep, 2, n), np.nan) if out.raw is not None else np.zeros((nb, 0, 2, n))
         steps = mpr.run_lanes(
-            top.far_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
+            top.lvl_k, top.lvl_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
             np.repeat(top.self_w, nb),
             top.block, ring, hist.reshape(2, n, -1), x.reshape(2, -1), table,
             np.repeat(k1[sims][None], n, 0).reshape(-1), np.repeat(k2[sims][None], n, 0).reshape(-1),
