@@ -167,3 +167,21 @@ def test_input_paths_resolve_against_the_config_file(tmp_path):
     s = pipeline.build_setup(cfg)
     assert s.features.hemispheres.how.startswith("region labels")   # R0_L / R0_R pair up
     assert "preprocess" not in cfg and cfg["stats"]["bandpass"] == []
+
+
+def test_a_store_of_other_numerics_is_refused(small_config):
+    """A store made by an engine whose numerics differ (an older release) is not resumed: its rows would
+    differ from new ones in their last bits."""
+    import json
+
+    import h5py
+
+    s = pipeline.prepare(str(small_config()))
+    path = pipeline.ensure_store(s)
+    with h5py.File(path, "r+") as f:
+        view = json.loads(f.attrs["store_view"])
+        assert view.pop("engine.numerics") >= 2
+        f.attrs["store_view"] = json.dumps(view)
+        f.attrs["config_hash"] = "older"
+    with pytest.raises(TvbinvError, match="another version of the simulator"):
+        pipeline.ensure_store(s)

@@ -285,9 +285,12 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def store_view(cfg: dict[str, Any]) -> dict[str, Any]:
     """The part of the config that determines the store's rows (what a restart must not change)."""
+    from tvbinv_hpc.sim.defaults import NUMERICS
+
     view = {s: cfg[s] for s in STORE_SECTIONS}
     for s, k in STORE_KEYS:
         view[f"{s}.{k}"] = cfg[s][k]
+    view["engine.numerics"] = NUMERICS
     return view
 
 

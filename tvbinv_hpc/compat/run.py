@@ -99,6 +99,7 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
           test_fraction: float) -> tuple[_Setup, dict[str, Any]]:
     """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError)."""
     from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.sim.defaults import NUMERICS
 
     if not isinstance(seq, SimSeq):
         raise TvbinvError(f"run_local needs a SimSeq (sbi_model.generate_sim_seq(n)), got {type(seq).__name__}")
@@ -120,7 +121,7 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
     view = {
         "api": "tvbinv_hpc.compat.run_local",
         "simulator": {k: v for k, v in describe_simulator(seq.template).items() if k not in seq.params},
-        "engine": {"seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
+        "engine": {"numerics": NUMERICS, "seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
                    "bold_transient": float(bold_transient), "tavg_period": engine.tavg_period,
                    "tr_ms": engine.tr_ms, "n_bold": engine.n_bold},
         "prior": seq.prior.describe(),
@@ -141,6 +142,9 @@ def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> N
         head = store.read_header(path)  # refuses a foreign file
         if head["config_hash"] != chash:
             changed = changed_keys(json.loads(head["store_view"]), view)
+            if "engine.numerics" in changed:
+                raise TvbinvError(f"{path} was made by another version of the simulator (its rows differ in "
+                                  "their last bits): finish it with that version, or use another filename.")
             raise TvbinvError(f"{path} was made by a different run; changed: {', '.join(changed) or '(unknown)'}. "
                               "Use the same seq, metrics and settings to resume it, or another filename.")
         log.info("resuming %s", path)

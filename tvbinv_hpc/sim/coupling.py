@@ -111,7 +111,7 @@ def _window(hist, v, src, p, kbb):
     return hist[v, src, p:p + kbb]
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def add_level(hist, v, lvl_ptr, lvl, src, w, d, q, R, kl, k, acc, acct, lanes_t):
     """acct[v, k + j, i * nb + b] += the input of level lvl's edges to target i at step k + j, j < kl, for
     every target.  q: ring position of the state before step k (the newest state); every edge of the

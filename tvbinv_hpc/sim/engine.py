@@ -50,7 +50,8 @@ class Engine:
                  bold_transient: float | None = 0.0, initial_history: np.ndarray | None = None,
                  history_dtype: type = np.float32, lanes: int = 4, max_block: int = 128,
                  tvb_order: bool = False, scheme: str = "adaptive", bold_start: str = "steady",
-                 bold_warmup: float = 0.0, tvb_delays: bool = False, threads: int | str = "auto"):
+                 bold_warmup: float = 0.0, tvb_delays: bool = False, threads: int | str = "auto",
+                 exact: bool = False):
         if not dt > 0:
             raise ConfigError("integrator.dt", f"must be > 0, got {dt}")
         if not length > 0:
@@ -66,6 +67,8 @@ class Engine:
         self.ms_per_unit = float(ms_per_unit)
         # tvb_order: validation mode, TVB's float32 ring *and* its summation order (no time blocking: slow)
         self.tvb_order = bool(tvb_order)
+        # exact: every operation rounded as TVB's numpy code does (no fused multiply-adds; validation)
+        self.exact = bool(exact) or self.tvb_order
         self.history_dtype = np.float32 if tvb_order else np.dtype(history_dtype).type
         self.lanes = int(lanes)
         self.threads = threads
@@ -301,7 +304,7 @@ class Engine:
             bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
             bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
             self.bold_dt_s, self.bold_every, self.bold_first, bold_, status, rec_tavg, rec_raw, (0,) * nb,
-            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub)
+            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub, self.exact)
         final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
         status[final_bad] = STATUS_DIVERGED
         real = sims[:nreal]

@@ -11,6 +11,8 @@ Each call owns its arrays (history, state, outputs) and holds no GIL: lane group
 """
 from __future__ import annotations
 
+import types
+
 import llvmlite.binding as llb
 import numba as nb
 import numpy as np
@@ -43,6 +45,7 @@ llb.set_option("", "--runtime-memory-check-threshold=128")
 
 STATUS_OK = 1
 STATUS_DIVERGED = 2
+FMA = {"contract"}     # fastmath flags of the fast path: fused multiply-adds only (NaN/inf semantics kept)
 __all__ = ["STATUS_OK", "STATUS_DIVERGED", "N_PAR", "P_SIG_R", "P_SIG_V", "P_CV", "P_RATE", "P_PITAU", "H_MAX",
            "Topology", "make_topology", "pairwise_sum", "run_lanes"]
 
@@ -52,7 +55,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
               hist, x, par, k1, k2, nctr, lane,
               dt, nstep, istep, has_noise, couple_v, tvb_order,
               bold_dt, bold_every, bold_first, bold_out, status, rec_tavg, rec_raw, lanes_t,
-              h_max, hemo_j0, warm_n, nsub):
+              h_max, hemo_j0, warm_n, nsub, exact):
     """Advance nb lanes by nstep steps from time 0 (state x, history ring hist); returns steps done.
 
     lvl_k / lvl_ptr / far_*: the delayed edges in levels (coupling.Topology); hist (2, N, (R+K)*nb),
@@ -65,6 +68,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     counts the sub-stepped node-steps per lane); 0: TVB's fixed Heun step everywhere.
     Balloon start: the state is set at tavg sample hemo_j0 to the steady state of the mean r over samples
     hemo_j0 - warm_n + 1 .. hemo_j0 (warm_n = 0: the resting state at sample 0, TVB's BalloonModel).
+    exact: the Heun step rounds every operation as TVB does (no fused multiply-adds; validation).
     """
     n = lvl_ptr.shape[1] - 1
     nb_ = len(lanes_t)          # a tuple's length is a compile-time constant: the lane loops unroll
@@ -84,9 +88,9 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     balloon = np.ones((4, nflat))
     balloon[0] = 0.0
     wsum = np.zeros(nflat)                              # r summed over the Balloon's warm-up window
-    x0 = np.zeros((2, nflat))                           # the step's start state, kept for sub-steps
+    xn = np.empty_like(x)                               # the step's end state (x keeps its start)
+    flipped = False
     hbuf = np.zeros(1, dtype=hist.dtype)
-    adaptive = h_max > 0.0
     btmp = np.zeros((8, nflat))
     n_written = 0
     bad = np.zeros(nb_, np.bool_)
@@ -105,19 +109,16 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
                 add_local(hist, loc_ptr, loc_src, loc_w, nv, nb_, q * nb_, loc, acct, k)
             if has_noise:
                 _normals(np.uint64(s) * np.uint64(n), nctr, k1, k2, zw, z)
-            if adaptive:
-                for f in range(nflat):
-                    x0[0, f] = x[0, f]
-                    x0[1, f] = x[1, f]
-            _heun(x, par, acct, selfw, z, k, nv, dt)
-            if adaptive:
-                # a node is stiff when its rate * dt exceeds h_max at the step's start or end (or the step
-                # overflowed): rare, then redo those nodes from the step's start in sub-steps
-                n_stiff = 0
-                for f in range(nflat):
-                    n_stiff += stiff(par, f, dt, h_max, x0[0, f], x0[1, f], x[0, f], x[1, f])
-                if n_stiff > 0:
-                    redo_stiff(x, x0, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
+            # the step from x into xn; a stiff node (adaptive: rate * dt > h_max at the step's start or end,
+            # or an overflow) is rare, and then redone from the step's start in sub-steps
+            if exact:
+                n_stiff = _heun_exact(x, xn, par, acct, selfw, z, k, nv, dt, h_max)
+            else:
+                n_stiff = _heun(x, xn, par, acct, selfw, z, k, nv, dt, h_max)
+            if n_stiff > 0:
+                redo_stiff(xn, x, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
+            x, xn = xn, x
+            flipped = not flipped
             _store(x, xh, tsum, hist, s % R, R, K, nv, lanes_t)
             if rec_raw.shape[1] > 0:
                 for f in range(nflat):
@@ -132,11 +133,22 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
                         status[b] = STATUS_DIVERGED
                         n_bad += 1
                 if n_bad == nb_:
+                    _final(x, xn, flipped)
                     return s
+    _final(x, xn, flipped)
     return nstep
 
 
 @nb.njit(cache=True, error_model="numpy")
+def _final(x, x_caller, flipped):
+    """The state swaps buffers every step: leave the final one in the caller's array."""
+    if flipped:
+        for f in range(x.shape[1]):
+            x_caller[0, f] = x[0, f]
+            x_caller[1, f] = x[1, f]
+
+
+@nb.njit(cache=True, error_model="numpy", fastmath=FMA)
 def _delayed_input(hist, lvl_k, lvl_ptr, far_src, far_w, far_d, nv, q, R, k, kb, acc, acct, lanes_t):
     """At step k of a block of kb steps: every level whose window starts here sums its edges' input to the
     next min(window, kb - k) steps into acct; the first step of a block clears acct first."""
@@ -161,10 +173,11 @@ def _normals(base, nctr, k1, k2, zw, z):
         z[0, f], z[1, f] = box_muller32(zw[0, f], zw[1, f])
 
 
-@nb.njit(cache=True, error_model="numpy")
-def _heun(x, par, acct, selfw, z, k, nv, dt):
-    """TVB's stochastic Heun step of every node and lane in place, with the delayed input acct[:, k]."""
+def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
+    """TVB's stochastic Heun step of every node and lane from x into xn, with the delayed input acct[:, k].
+    h_max > 0 (adaptive scheme): returns how many nodes are stiff (see adaptive.stiff), else 0."""
     hdt = selfw.dtype.type
+    n_stiff = 0
     for f in range(x.shape[1]):
         r = x[0, f]
         V = x[1, f]
@@ -190,8 +203,28 @@ def _heun(x, par, acct, selfw, z, k, nv, dt):
         rn = r + (d0r + d1r) * dt / 2.0 + nr
         if rn < 0.0:
             rn = 0.0
-        x[0, f] = rn
-        x[1, f] = V + (d0v + d1v) * dt / 2.0 + nv_
+        vn = V + (d0v + d1v) * dt / 2.0 + nv_
+        xn[0, f] = rn
+        xn[1, f] = vn
+        if h_max > 0.0:                   # in this loop: the state is in registers
+            n_stiff += stiff(par, f, dt, h_max, r, V, rn, vn)
+    return n_stiff
+
+
+def _variant(fn, name: str, **flags):
+    """fn compiled under its own name (numba names its cache files by the function's qualified name: two
+    variants of one function would read each other's cached code)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, name)
+    copy.__qualname__ = name
+    copy.__doc__ = fn.__doc__
+    return nb.njit(cache=True, error_model="numpy", **flags)(copy)
+
+
+# The fast Heun step lets LLVM fuse a * b + c into one FMA (one rounding instead of two: faster, and within
+# rounding of the exact step); the exact one rounds every operation as TVB's numpy code does (tvb_order
+# and Engine(exact=True)).  Neither reassociates: every lane, batch, thread and rank gets the same bits.
+_heun = _variant(_heun_step, "_heun", fastmath=FMA)
+_heun_exact = _variant(_heun_step, "_heun_exact")
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -217,7 +250,7 @@ def _store(x, xh, tsum, hist, q, R, K, nv, lanes_t):
                     hist[v, iu, pm + b] = xh[v, iu * nb_u + b]
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", fastmath=FMA)
 def _sample(j, istep, tsum, tmean, lane, bad, rec_tavg, balloon, btmp, wsum, bold_dt, bold_every, bold_first,
             hemo_j0, warm_n, bold_out, n_written):
     """Temporal-average sample j (0-based): its mean, the Balloon step it drives, the BOLD sample when one is
@@ -255,3 +288,4 @@ def _sample(j, istep, tsum, tmean, lane, bad, rec_tavg, balloon, btmp, wsum, bol
             bold_out[lane[f], n_written, f // nb_] = np.float32(y)
         n_written += 1
     return n_written
+
