@@ -12,9 +12,6 @@ import os
 
 for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
-from tvbinv_hpc.parallel.mpi import tune_numba  # noqa: E402
-
-tune_numba()   # as the CLI's simulating verbs: before numba loads
 
 import argparse  # noqa: E402
 import time  # noqa: E402

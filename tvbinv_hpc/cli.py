@@ -33,7 +33,6 @@ def _mpi_start(args: argparse.Namespace) -> Any:
 
     mpi.stop_request()  # from the first moment: a scheduler's USR1 during start-up must not kill a rank
     mpi.pin_threads()
-    mpi.tune_numba()  # before numba loads
     c = mpi.comm()
     _setup_logging(c.Get_rank(), c.Get_size(), getattr(args, "verbose", False))
     return c

@@ -50,21 +50,3 @@ def test_agree_serial():
     assert mpi.agree(True) is True
     assert mpi.agree(False) is False
 
-
-def test_tune_numba_only_before_numba_and_never_over_the_user(monkeypatch):
-    import subprocess
-    import sys
-
-    import numba  # noqa: F401 - loaded: too late to change its target
-
-    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
-    assert mpi.tune_numba() is False and "NUMBA_CPU_FEATURES" not in os.environ
-    code = ("import os, sys; from tvbinv_hpc.parallel import mpi; t = mpi.tune_numba(); "
-            "print(t, 'numba' in sys.modules, os.environ.get('NUMBA_CPU_FEATURES', '')[-15:])")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_FEATURES"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    tuned, loaded, tail = out.stdout.split()[0], out.stdout.split()[1], out.stdout.split()[2:]
-    assert loaded == "False" and (tuned == "False" or tail == ["-prefer-256-bit"]), out
-    env["NUMBA_CPU_FEATURES"] = "+avx2"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.split() == ["False", "False", "+avx2"], out

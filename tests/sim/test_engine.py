@@ -214,8 +214,8 @@ for n in (3, 5):        # a padded group; 66 * 4 = 264 nodes: not a multiple of 
 
 
 def test_vector_width_does_not_change_results(tmp_path):
-    """The CLI lets LLVM use 512-bit vectors (mpi.tune_numba); a library user gets numba's default width.
-    Neither reassociates, so both give the same bits."""
+    """The same simulations compiled for 256- or 512-bit vectors (LLVM picks the width per CPU model, and
+    clusters mix node types): no loop reassociates, so every element gets the same operations and bits."""
     import os
     import subprocess
     import sys

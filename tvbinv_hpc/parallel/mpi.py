@@ -155,28 +155,6 @@ def pin_threads(n: int | None = None) -> int:
     return threads_per_rank()
 
 
-def tune_numba() -> bool:
-    """Let numba's LLVM use 512-bit vectors on x86-64 CPUs with AVX-512 (its tuning for Intel server CPUs
-    prefers 256 bits): the kernel's float32 noise loops then run 16 lanes wide, ~10 % faster in all.  Only
-    before numba is imported and when NUMBA_CPU_FEATURES is unset (the user's choice wins).  The vector
-    width never changes a result: no loop reassociates, so every element gets the same operations."""
-    import platform
-
-    if "numba" in sys.modules or os.environ.get("NUMBA_CPU_FEATURES") is not None \
-            or platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        import llvmlite.binding as llb
-
-        features = llb.get_host_cpu_features().flatten()
-    except Exception:  # noqa: BLE001 - a tuning hint, never a failure
-        return False
-    if "+avx512f" not in features.split(","):
-        return False
-    os.environ["NUMBA_CPU_FEATURES"] = features + ",-prefer-256-bit"
-    return True
-
-
 def under_launcher() -> bool:
     keys = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_ID", "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
     return any(k in os.environ for k in keys)
