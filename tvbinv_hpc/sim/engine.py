@@ -255,11 +255,11 @@ class Engine:
         if record == "raw":
             out.raw = np.full((nsim, nstep, 2, n), np.nan)
         groups = []
-        for start in range(0, nsim, self.lanes):
+        for start in range(0, nsim, self.lanes):   # a short group is padded with a copy of its last simulation
             real = np.arange(start, min(start + self.lanes, nsim))
             groups.append((np.concatenate([real, np.full(self.lanes - real.size, real[-1])]), real.size))
 
-        def run(group: tuple[np.ndarray, int]) -> None:   # pad with a copy of the last simulation
+        def run(group: tuple[np.ndarray, int]) -> None:
             self._run_group(res, group[0], group[1], k1, k2, nstep, n_tavg, n_bold, out)
 
         workers = min(self.threads, len(groups))
