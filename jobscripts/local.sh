@@ -4,6 +4,7 @@
 #
 #   jobscripts/local.sh my_run.toml                          # one rank per core
 #   TVBINV_NP=4 TVBINV_VERB=simulate jobscripts/local.sh my_run.toml
+#   TVBINV_NP=1 TVBINV_THREADS=4 jobscripts/local.sh my_run.toml   # one rank simulating on 4 threads
 #
 # Signals (send them to this script's pid, printed in its first log line):
 #   * SIGUSR1: the ranks finish their batch in flight, checkpoint and exit 75; this script then starts the
@@ -25,12 +26,16 @@ VERB="${TVBINV_VERB:-run}"                     # run = simulate -> train -> diag
 VENV="${TVBINV_VENV:-}"                        # e.g. $HOME/tvbinv_hpc/.venv ; empty: tvbinv-hpc from PATH
 MODULES="${TVBINV_MODULES:-}"                  # e.g. "openmpi/4.1 hdf5/1.14-mpi" (space-separated)
 #   (`module` is a shell function: if the batch shell lacks it, make the first line `#!/bin/bash -l`)
-NP="${TVBINV_NP:-$(nproc 2>/dev/null || echo 1)}"   # MPI ranks (default: one per core)
+THREADS="${TVBINV_THREADS:-1}"                 # simulation threads per rank
+NCPU=$(nproc 2>/dev/null || echo 1)
+NP="${TVBINV_NP:-$(( THREADS > 0 && NCPU / THREADS > 1 ? NCPU / THREADS : 1 ))}"   # MPI ranks (default: cores / threads)
 MAX_RESTARTS="${TVBINV_MAX_RESTARTS:-20}"      # restart at most this many times
 read -ra MPIEXEC_ARGS <<< "${TVBINV_MPIEXEC_ARGS:-}"   # extra mpiexec options
 
-# One thread per rank: every rank is a single-threaded numba/numpy process.
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# Threads per rank (TVBINV_THREADS, default 1): each rank simulates on that many threads and numpy/BLAS/
+# numba use no more; ranks x threads = the cores to use (e.g. TVBINV_NP=1 TVBINV_THREADS=4 on 4 cores).
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+export NUMBA_NUM_THREADS="$THREADS"
 # HDF5 file locks are unsupported or broken on many network/parallel file systems (NFS, Lustre, GPFS).
 export HDF5_USE_FILE_LOCKING=FALSE
 export PYTHONUNBUFFERED=1
@@ -58,7 +63,7 @@ fi
 if [ "$CONFIG" != quickstart ] && [ ! -f "$CONFIG" ]; then
     log "error: config file '$CONFIG' not found (in $(pwd))"; exit 2
 fi
-for v in NP MAX_RESTARTS; do
+for v in NP MAX_RESTARTS THREADS; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]]; then log "error: $v='${!v}' is not a whole number"; exit 2; fi
 done
 TVBINV=$(command -v tvbinv-hpc)

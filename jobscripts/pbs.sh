@@ -34,7 +34,8 @@
 ##PBS -A MY_ACCOUNT
 # queue:
 ##PBS -q MY_QUEUE
-# PBS Pro/OpenPBS: select=NODES, mpiprocs = MPI ranks per node (one per core; ranks are single-threaded)
+# PBS Pro/OpenPBS: select=NODES, mpiprocs = MPI ranks per node (one per core; for ranks x threads, e.g.
+# mpiprocs=8:ompthreads=4 and TVBINV_THREADS=4)
 #PBS -l select=1:ncpus=32:mpiprocs=32
 # Torque: use this line instead of the select line
 ##PBS -l nodes=1:ppn=32
@@ -60,8 +61,11 @@ RESUBMITS="${TVBINV_RESUBMIT_COUNT:-0}"      # set by this script on resubmissio
 JOBSCRIPT="${TVBINV_JOBSCRIPT:-$0}"          # what to resubmit (default: the copy of this script PBS runs)
 read -ra MPIEXEC_ARGS <<< "${TVBINV_MPIEXEC_ARGS:-}"   # extra mpiexec options, e.g. "--map-by core"
 
-# One thread per rank: every rank is a single-threaded numba/numpy process.
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# Threads per rank (TVBINV_THREADS, default 1): each rank simulates on that many threads and numpy/BLAS/
+# numba use no more; ranks x threads = the cores to use (32 cores: mpiprocs=8:ompthreads=4, TVBINV_THREADS=4).
+THREADS="${TVBINV_THREADS:-1}"
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
+export NUMBA_NUM_THREADS="$THREADS"
 # HDF5 file locks are unsupported or broken on many parallel file systems (Lustre, GPFS, NFS).
 export HDF5_USE_FILE_LOCKING=FALSE
 export PYTHONUNBUFFERED=1
@@ -93,7 +97,7 @@ fi
 if [ "$CONFIG" != quickstart ] && [ ! -f "$CONFIG" ]; then
     log "error: config file '$CONFIG' not found (in $(pwd))"; exit 2
 fi
-for v in STOP_MARGIN MAX_RESUBMITS RESUBMITS; do
+for v in STOP_MARGIN MAX_RESUBMITS RESUBMITS THREADS; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]]; then log "error: $v='${!v}' is not a whole number"; exit 2; fi
 done
 if [ -z "$NP" ]; then

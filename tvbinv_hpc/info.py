@@ -44,12 +44,10 @@ def _tvb_version() -> str:
 
 def report(comm: Any) -> str:
     """Gathers every rank's host and thread settings so that the printed report covers the whole job."""
-    import os
-
     from tvbinv_hpc.parallel import mpi
 
     v = versions()
-    me = (mpi.hostname(), os.environ.get("NUMBA_NUM_THREADS", "?"), v["numpy"], v["h5py"])
+    me = (mpi.hostname(), str(mpi.threads_per_rank()), v["numpy"], v["h5py"])
     ranks = comm.gather(me, root=0)
     if comm.Get_rank() != 0:
         return ""
@@ -62,8 +60,12 @@ def report(comm: Any) -> str:
     lines.append(f"  {'mpi4py':<12} {v['mpi4py']}")
     lines.append(f"  {'MPI':<12} {v['mpi']}")
     hosts = sorted({r[0] for r in ranks})
+    threads = [int(r[1]) for r in ranks]
+    per_rank = str(threads[0]) if len(set(threads)) == 1 else "/".join(map(str, threads))
     lines.append(f"  ranks        {comm.Get_size()} on {len(hosts)} host(s): {', '.join(hosts)}; "
-                 f"threads per rank {ranks[0][1]}")
+                 f"threads per rank {per_rank}")
+    lines.append(f"  simulation   {comm.Get_size()} rank(s) x {per_rank} thread(s) = {sum(threads)} threads "
+                 "(budget.threads 'auto')")
     if len({r[2:] for r in ranks}) > 1:
         lines.append("  WARNING: ranks run different numpy/h5py versions")
     return "\n".join(lines)

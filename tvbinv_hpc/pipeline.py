@@ -74,6 +74,7 @@ def build_setup(cfg: dict[str, Any]) -> Setup:
     from tvbinv_hpc.stats import DEFAULT_FEATURES, build_features
 
     engine = Engine.from_config(cfg, seed=cfg["run"]["seed"])
+    engine.threads = cfg["budget"]["threads"]
     specs = cfg["stats"]["features"] if cfg["stats"]["features"] is not None else DEFAULT_FEATURES
     try:
         st = cfg["stats"]

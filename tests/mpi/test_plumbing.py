@@ -38,4 +38,8 @@ def test_info_under_three_ranks(run_mpi):
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("tvbinv-hpc 0.") == 1  # one report, from rank 0
     assert "ranks        3 on 1 host(s)" in res.stdout
+    assert "simulation   3 rank(s) x 1 thread(s) = 3 threads" in res.stdout
+    res = run_mpi(2, ["-m", "tvbinv_hpc", "info"], timeout=120, env={"NUMBA_NUM_THREADS": "2"})
+    assert res.returncode == 0, res.stderr
+    assert "threads per rank 2" in res.stdout and "2 rank(s) x 2 thread(s) = 4 threads" in res.stdout
     assert "MPI-enabled" in res.stdout and "Open MPI" in res.stdout

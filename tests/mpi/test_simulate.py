@@ -57,6 +57,26 @@ def test_rank_count_and_batch_size_do_not_change_results(run_mpi, tmp_path, refe
     assert (st != 0).all()
 
 
+@pytest.mark.parametrize("ranks,threads,batch", [(2, 2, 5), (1, 3, 3)])
+def test_threads_per_rank_do_not_change_results(run_mpi, run_cli, tmp_path, reference, ranks, threads, batch):
+    """Hybrid ranks x threads (threads from the environment, as a job script sets them) and a launcher-less
+    run on threads from the config: the reference store (1 rank, 1 thread) bit for bit."""
+    from tvbinv_hpc.parallel import store
+
+    cfg = make_cfg(tmp_path, reference, batch=batch)
+    if ranks > 1:
+        res = run_mpi(ranks, ["-m", "tvbinv_hpc", "simulate", str(cfg)], timeout=300,
+                      env={"NUMBA_NUM_THREADS": str(threads)})
+    else:
+        cfg.write_text(cfg.read_text().replace("[budget]", f"[budget]\nthreads = {threads}"))
+        res = run_cli(["simulate", str(cfg)], timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"simulating on {ranks} rank(s) x {threads} thread(s) per rank" in res.stderr
+    assert_same_store(reference[0], tmp_path / "out" / "store.h5")
+    rec = store.sessions(tmp_path / "out" / "store.h5")[-1]
+    assert rec["threads"] == [threads] * ranks and rec["batch_size"] == -(-batch // (4 * threads)) * 4 * threads
+
+
 def test_root_writer_gives_the_same_store(run_mpi, tmp_path, reference):
     cfg = make_cfg(tmp_path, reference)
     cfg.write_text(cfg.read_text() + '\n[store]\nwriter = "root"\n')

@@ -20,6 +20,33 @@ def test_cores_per_rank_divides_affinity(monkeypatch):
     assert mpi.cores_per_rank() == 1
 
 
+def test_threads_per_rank_is_decided_in_one_place(monkeypatch):
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_ID", "SLURM_NTASKS_PER_NODE",
+                "PMI_LOCAL_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    assert mpi.threads_per_rank() == 6 == mpi.available_cores()      # no launcher: every core it may use
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "3")
+    assert mpi.threads_per_rank("auto") == 2                          # mpiexec: the node's cores / its ranks
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "4")
+    assert mpi.threads_per_rank() == 4                                # a job script or the user said so
+    assert mpi.threads_per_rank(5) == 5
+    for bad in (-1, 1.5, "x", True):
+        with pytest.raises(ValueError):
+            mpi.threads_per_rank(bad)
+
+
+def test_pin_threads_keeps_what_is_set(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "")                       # empty counts as unset
+    for var in ("MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    assert mpi.pin_threads(3) == 3
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["MKL_NUM_THREADS"] == "3"
+
+
 def test_agree_serial():
     assert mpi.agree(True) is True
     assert mpi.agree(False) is False
+

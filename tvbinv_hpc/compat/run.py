@@ -99,6 +99,7 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
           test_fraction: float) -> tuple[_Setup, dict[str, Any]]:
     """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError)."""
     from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.sim.defaults import NUMERICS
 
     if not isinstance(seq, SimSeq):
         raise TvbinvError(f"run_local needs a SimSeq (sbi_model.generate_sim_seq(n)), got {type(seq).__name__}")
@@ -120,7 +121,7 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
     view = {
         "api": "tvbinv_hpc.compat.run_local",
         "simulator": {k: v for k, v in describe_simulator(seq.template).items() if k not in seq.params},
-        "engine": {"seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
+        "engine": {"numerics": NUMERICS, "seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
                    "bold_transient": float(bold_transient), "tavg_period": engine.tavg_period,
                    "tr_ms": engine.tr_ms, "n_bold": engine.n_bold},
         "prior": seq.prior.describe(),
@@ -141,6 +142,9 @@ def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> N
         head = store.read_header(path)  # refuses a foreign file
         if head["config_hash"] != chash:
             changed = changed_keys(json.loads(head["store_view"]), view)
+            if "engine.numerics" in changed:
+                raise TvbinvError(f"{path} was made by another version of the simulator (its rows differ in "
+                                  "their last bits): finish it with that version, or use another filename.")
             raise TvbinvError(f"{path} was made by a different run; changed: {', '.join(changed) or '(unknown)'}. "
                               "Use the same seq, metrics and settings to resume it, or another filename.")
         log.info("resuming %s", path)
@@ -160,9 +164,14 @@ def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None 
             filename: str | os.PathLike = "results.h5", *, batch_size: int = 4, ms_per_unit: float = 10.0,
             bold_tr: float = 2000.0, bold_transient: float = 0.0, tavg_period: float | None = None,
             save_bold: bool = False, test_fraction: float = 0.0, progress: str = "auto",
-            progress_interval: float = 10.0, writer: str = "auto", backend: Any = None) -> RunSummary:
+            progress_interval: float = 10.0, writer: str = "auto", backend: Any = None,
+            n_jobs: int | None = None) -> RunSummary:
     """Simulate every pending row of ``checkpoint_dir/filename`` on all MPI ranks (collective: every rank
     calls it with the same arguments).  Checks run on rank 0 and every rank raises the same TvbinvError.
+
+    ``n_jobs``: simulation threads per process, as joblib counts them (-1: every core this process may use,
+    -2: all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
+    NUMBA_NUM_THREADS when set).  Like ``batch_size`` it never changes the results.
 
     ``ms_per_unit``: ms per model time unit (tvb-inversion's MPR: 10); ``bold_tr``: BOLD sampling period
     in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
@@ -178,8 +187,10 @@ def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None 
         setup, view = built["s"] = build(seq, metrics, **kw)
         _ensure_store(setup, seq, path, view)
 
+    threads = _threads(n_jobs)
     mpi.decide(check)
     s, _ = built.get("s") or build(seq, metrics, **kw)
+    s.engine.threads = threads
     out = driver.run_rows(s, path, progress=progress, interval=progress_interval, writer=writer)
     if out.pending and not out.stopped:  # pragma: no cover - the driver finishes unless signalled
         raise TvbinvError(f"{out.pending} rows still pending after the session")
@@ -188,11 +199,21 @@ def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None 
     return RunSummary(path, out.counts, out.rows_done, out.pending, out.stopped, out.wall)
 
 
+def _threads(n_jobs: int | None) -> int | str:
+    """joblib's n_jobs -> the engine's thread count."""
+    if n_jobs is None:
+        return "auto"
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise TvbinvError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+    return int(n_jobs) if n_jobs > 0 else max(1, mpi.available_cores() + 1 + int(n_jobs))
+
+
 def run_local(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None = None,
               filename: str | os.PathLike = "results.h5", **kwargs: Any) -> RunSummary:
     """``run_mpi`` in this one process (same arguments, same store): the store is
-    ``checkpoint_dir/filename``; calling it again resumes an interrupted run.  Returns a RunSummary that
-    is also the store's path."""
+    ``checkpoint_dir/filename``; calling it again resumes an interrupted run.  Simulates on every local
+    core unless ``n_jobs`` says otherwise (see ``run_mpi``).  Returns a RunSummary that is also the
+    store's path."""
     hook = sys.excepthook  # mpi.comm() installs an abort-the-job hook; a notebook or REPL must keep its own
     try:
         return run_mpi(seq, metrics, checkpoint_dir, filename, **kwargs)

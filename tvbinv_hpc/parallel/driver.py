@@ -69,6 +69,10 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
 
     rows_all, theta_all, n_total, n_diverged_before = mpi.decide(todo)
     mode = writer_mode(writer, comm)
+    threads = comm.allgather(setup.engine.threads)
+    if rank == 0:
+        log.info("simulating on %d rank(s) x %s thread(s) per rank", nranks,
+                 threads[0] if len(set(threads)) == 1 else "/".join(map(str, threads)))
     if rank == 0 and mode == "root":
         log.info("h5py has no MPI support (or store.writer = 'root'): the store is written by rank 0")
     stop = mpi.stop_request()
@@ -76,7 +80,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     w = store.Writer(path, comm, "mpio" if mode == "mpio" else "serial")
     bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what,
                    already_diverged=n_diverged_before)
-    B = setup.batch_size
+    B = setup.engine.rows_per_batch(setup.batch_size)   # whole lane groups for every thread
     done = diverged = finished_ranks = 0
     n_trend = 0   # this rank's finished rows whose BOLD is dominated by a common start-up relaxation
     write_s = 0.0
@@ -157,6 +161,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows_done": done,
                 "rows_diverged": diverged, "wall_seconds": round(wall, 3), "stopped_by_signal": stopped,
                 "writer": mode, "write_seconds_max": round(max(write_all), 4), "batch_size": B,
+                "threads": threads,
                 "command": " ".join(sys.argv), "counts": counts, "rows_common_trend": int(sum(trend_all)),
             }
             if record["rows_common_trend"]:

@@ -6,6 +6,7 @@ An unexpected exception on any rank prints that rank's traceback and aborts the 
 """
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import signal
@@ -107,28 +108,51 @@ def _slurm_cores_per_task() -> int:
     return 1
 
 
+def available_cores() -> int:
+    """CPUs this process may run on: its affinity mask (a cpuset, a launcher's binding), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
 def cores_per_rank() -> int:
     """Cores this rank owns: under srun what SLURM allotted per task, else its CPU affinity shared among
-    the ranks of the node."""
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        ncpu = os.cpu_count() or 1
+    the ranks of the node (all of it without a launcher)."""
+    ncpu = available_cores()
     if _srun_step():
         return max(1, min(ncpu, _slurm_cores_per_task()))
     # A launcher that binds ranks already shrank the affinity mask; then the division gives >= 1 anyway.
     return max(1, ncpu // local_size()) if ncpu > 1 else 1
 
 
+def _env_count(var: str) -> int | None:
+    val = os.environ.get(var, "").strip()
+    return int(val) if val.isdigit() and int(val) > 0 else None
+
+
+def threads_per_rank(setting: int | str | None = "auto") -> int:
+    """Simulation threads of this process: ``setting`` when it is a positive count; "auto" (or None/0):
+    NUMBA_NUM_THREADS when set (by the user, a job script, or ``pin_threads`` at start-up), else the
+    cores this rank owns (``cores_per_rank``). The one place where a thread count is decided."""
+    if setting not in (None, "auto", 0):
+        if isinstance(setting, bool) or not isinstance(setting, numbers.Integral) or setting < 1:
+            raise ValueError(f"threads must be a positive integer or 'auto', got {setting!r}")
+        return int(setting)
+    return _env_count("NUMBA_NUM_THREADS") or cores_per_rank()
+
+
 def pin_threads(n: int | None = None) -> int:
-    """Set OMP/MKL/OpenBLAS/numba thread counts before those libraries load (torch is set when imported).
+    """Set OMP/MKL/OpenBLAS/numba thread counts before those libraries load (torch is set when imported);
+    variables already set (job scripts, the user) win. Returns the simulation threads of this rank.
 
     Oversubscription (each rank using every core) made sbi training ~100x slower on a 2-core machine.
     """
     n = n or cores_per_rank()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
-    return int(os.environ["NUMBA_NUM_THREADS"])
+        if _env_count(var) is None:
+            os.environ[var] = str(n)
+    return threads_per_rank()
 
 
 def under_launcher() -> bool:
@@ -165,7 +189,9 @@ def comm() -> Any:
         try:
             import mpi4py
 
-            mpi4py.rc.threads = False
+            # worker threads simulate (numba, no MPI); only the main thread calls MPI: FUNNELED
+            mpi4py.rc.threads = True
+            mpi4py.rc.thread_level = "funneled"
             from mpi4py import MPI
 
             _COMM = MPI.COMM_WORLD

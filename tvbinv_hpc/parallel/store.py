@@ -122,6 +122,10 @@ def check(path: str | Path, config_hash: str, store_view: dict[str, Any]) -> dic
     head = read_header(path)
     if head["config_hash"] != config_hash:
         changed = changed_keys(json.loads(head["store_view"]), json.loads(json.dumps(store_view, default=str)))
+        if "engine.numerics" in changed:
+            raise TvbinvError(f"{path} was made by another version of the simulator, whose rows differ in their "
+                              "last bits from this version's: finish it with that version, or choose another "
+                              "run.output / store.path")
         raise TvbinvError(
             f"{path} was made with a different config; changed keys: {', '.join(changed) or '(unknown)'}. "
             "Restore those values, or choose another run.output / store.path.")

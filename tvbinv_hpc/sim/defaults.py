@@ -4,6 +4,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# The engine's numerics: bumped whenever the same config gives other bits, so that a restart never mixes rows
+# of two versions (part of every store's identity).  2: delayed edges summed in levels by delay, fused
+# multiply-adds in the Heun step, the Balloon model and the coupling sums.
+NUMERICS = 2
+
 DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
     "connectome": {
         "source": ("connectivity_76", "tvb-data name (connectivity_66/68/76/96/192), TVB .zip/.h5 path, "

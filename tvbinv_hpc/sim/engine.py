@@ -3,11 +3,16 @@
 A result is a pure function of (engine setup, seed, values, index): simulations are run in lanes of
 ``lanes`` (a short batch is padded by repeating its last simulation), and a simulation's noise and initial
 history come from (seed, index) only, so batch size, position, rank and restarts never change it.
+
+Threads: the lane groups of a call run concurrently on ``threads`` worker threads, each group in the
+GIL-free numba kernel with its own history ring and outputs; a group's result does not depend on which
+thread runs it or when, so any thread count gives the same bits.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +20,7 @@ import numpy as np
 
 from tvbinv_hpc.connectome import Connectome
 from tvbinv_hpc.errors import ConfigError
+from tvbinv_hpc.parallel.mpi import threads_per_rank
 from tvbinv_hpc.sim import bold, mpr, params, rng
 from tvbinv_hpc.sim.mpr import STATUS_DIVERGED, STATUS_OK
 
@@ -44,7 +50,8 @@ class Engine:
                  bold_transient: float | None = 0.0, initial_history: np.ndarray | None = None,
                  history_dtype: type = np.float32, lanes: int = 4, max_block: int = 128,
                  tvb_order: bool = False, scheme: str = "adaptive", bold_start: str = "steady",
-                 bold_warmup: float = 0.0, tvb_delays: bool = False):
+                 bold_warmup: float = 0.0, tvb_delays: bool = False, threads: int | str = "auto",
+                 exact: bool = False):
         if not dt > 0:
             raise ConfigError("integrator.dt", f"must be > 0, got {dt}")
         if not length > 0:
@@ -60,8 +67,11 @@ class Engine:
         self.ms_per_unit = float(ms_per_unit)
         # tvb_order: validation mode, TVB's float32 ring *and* its summation order (no time blocking: slow)
         self.tvb_order = bool(tvb_order)
+        # exact: every operation rounded as TVB's numpy code does (no fused multiply-adds; validation)
+        self.exact = bool(exact) or self.tvb_order
         self.history_dtype = np.float32 if tvb_order else np.dtype(history_dtype).type
         self.lanes = int(lanes)
+        self.threads = threads
         self.fixed = {}
         for key in params.PARAMETERS:
             try:
@@ -120,6 +130,24 @@ class Engine:
         self.hemo_j0 = int(round(warmup / tavg_ms))
         self.bold_warmup_ms = self.hemo_j0 * tavg_ms
         self.warm_n = max(1, (self.hemo_j0 + 1) // 2)
+
+    @property
+    def threads(self) -> int:
+        """Worker threads that simulate the lane groups of one call (results never depend on it)."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, setting: int | str | None) -> None:
+        try:
+            self._threads = threads_per_rank(setting)
+        except ValueError as exc:
+            raise ConfigError("budget.threads", str(exc)) from None
+
+    def rows_per_batch(self, batch_size: int) -> int:
+        """Rows a driver should hand to one ``simulate`` call: ``batch_size`` on one thread, else rounded up
+        to whole lane groups for every thread (a short batch would leave threads idle)."""
+        per = self.lanes * self.threads if self.threads > 1 else 1
+        return -(-int(batch_size) // per) * per
 
     # ---- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -226,10 +254,22 @@ class Engine:
             out.tavg = np.full((nsim, n_tavg, 2, n), np.nan)
         if record == "raw":
             out.raw = np.full((nsim, nstep, 2, n), np.nan)
-        for start in range(0, nsim, self.lanes):
+        groups = []
+        for start in range(0, nsim, self.lanes):   # a short group is padded with a copy of its last simulation
             real = np.arange(start, min(start + self.lanes, nsim))
-            sims = np.concatenate([real, np.full(self.lanes - real.size, real[-1])])   # pad with a copy
-            self._run_group(res, sims, real.size, k1, k2, nstep, n_tavg, n_bold, out)
+            groups.append((np.concatenate([real, np.full(self.lanes - real.size, real[-1])]), real.size))
+
+        def run(group: tuple[np.ndarray, int]) -> None:
+            self._run_group(res, group[0], group[1], k1, k2, nstep, n_tavg, n_bold, out)
+
+        workers = min(self.threads, len(groups))
+        if workers <= 1:
+            for g in groups:
+                run(g)
+        else:   # every group writes only its own rows of out
+            with ThreadPoolExecutor(workers, thread_name_prefix="tvbinv-sim") as pool:
+                for _ in pool.map(run, groups):
+                    pass
         return out
 
     def _run_group(self, res, sims, nreal, k1, k2, nstep, n_tavg, n_bold, out: SimResult) -> None:
@@ -256,7 +296,7 @@ class Engine:
         rec_tavg = np.full((nb, n_tavg, 2, n), np.nan) if out.tavg is not None else np.zeros((nb, 0, 2, n))
         rec_raw = np.full((nb, nstep, 2, n), np.nan) if out.raw is not None else np.zeros((nb, 0, 2, n))
         steps = mpr.run_lanes(
-            top.far_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
+            top.lvl_k, top.lvl_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
             np.repeat(top.self_w, nb),
             top.block, ring, hist.reshape(2, n, -1), x.reshape(2, -1), table,
             np.repeat(k1[sims][None], n, 0).reshape(-1), np.repeat(k2[sims][None], n, 0).reshape(-1),
@@ -264,7 +304,7 @@ class Engine:
             bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
             bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
             self.bold_dt_s, self.bold_every, self.bold_first, bold_, status, rec_tavg, rec_raw, (0,) * nb,
-            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub)
+            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub, self.exact)
         final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
         status[final_bad] = STATUS_DIVERGED
         real = sims[:nreal]

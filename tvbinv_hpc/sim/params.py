@@ -5,8 +5,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tvbinv_hpc.sim import mpr
-
 PARAMETERS: dict[str, str] = {
     "model.tau": "MPR time constant tau (model time units)",
     "model.I": "MPR external current I",
@@ -19,6 +17,12 @@ PARAMETERS: dict[str, str] = {
     "coupling.b": "Linear coupling offset b",
     "integrator.noise.nsig": "additive noise nsig, noise = sqrt(2 nsig dt) z; scalar or (nsig_r, nsig_V)",
 }
+# rows of the per-lane parameter table (derived as TVB evaluates them, so rounding matches)
+P_INV_TAU, P_DELTA_PT, P_PI2TAU2, P_JTAU, P_ETA, P_I, P_CR, P_CV, P_A, P_B, P_SIG_R, P_SIG_V = range(12)
+# and for the adaptive scheme: the local rate of the (r, V) flow is ~ 2 |1/tau| max(|V|, pi |tau| r) (the
+# Jacobian's eigenvalues are 2V/tau +- 2i pi r for large r)
+P_RATE, P_PITAU = 12, 13
+N_PAR = 14
 MODEL_KEYS = ("tau", "I", "Delta", "J", "eta", "cr", "cv")
 NSIG = "integrator.noise.nsig"
 
@@ -89,19 +93,19 @@ def lane_table(res: Mapping[str, np.ndarray], sims: np.ndarray, dt: float) -> np
 
     tau, delta, j = flat(res["model.tau"]), flat(res["model.Delta"]), flat(res["model.J"])
     nsig = np.asarray(res[NSIG])                      # (B, 2, N)
-    table = np.empty((mpr.N_PAR, tau.size))
-    table[mpr.P_INV_TAU] = 1 / tau
-    table[mpr.P_DELTA_PT] = delta / (np.pi * tau)
-    table[mpr.P_PI2TAU2] = np.pi ** 2 * tau ** 2
-    table[mpr.P_JTAU] = j * tau
-    table[mpr.P_ETA] = flat(res["model.eta"])
-    table[mpr.P_I] = flat(res["model.I"])
-    table[mpr.P_CR] = flat(res["model.cr"])
-    table[mpr.P_CV] = flat(res["model.cv"])
-    table[mpr.P_A] = flat(res["coupling.a"])
-    table[mpr.P_B] = flat(res["coupling.b"])
-    table[mpr.P_SIG_R] = np.sqrt(2.0 * flat(nsig[:, 0]) * dt)
-    table[mpr.P_SIG_V] = np.sqrt(2.0 * flat(nsig[:, 1]) * dt)
-    table[mpr.P_RATE] = 2.0 * np.abs(table[mpr.P_INV_TAU])
-    table[mpr.P_PITAU] = np.pi * np.abs(tau)
+    table = np.empty((N_PAR, tau.size))
+    table[P_INV_TAU] = 1 / tau
+    table[P_DELTA_PT] = delta / (np.pi * tau)
+    table[P_PI2TAU2] = np.pi ** 2 * tau ** 2
+    table[P_JTAU] = j * tau
+    table[P_ETA] = flat(res["model.eta"])
+    table[P_I] = flat(res["model.I"])
+    table[P_CR] = flat(res["model.cr"])
+    table[P_CV] = flat(res["model.cv"])
+    table[P_A] = flat(res["coupling.a"])
+    table[P_B] = flat(res["coupling.b"])
+    table[P_SIG_R] = np.sqrt(2.0 * flat(nsig[:, 0]) * dt)
+    table[P_SIG_V] = np.sqrt(2.0 * flat(nsig[:, 1]) * dt)
+    table[P_RATE] = 2.0 * np.abs(table[P_INV_TAU])
+    table[P_PITAU] = np.pi * np.abs(tau)
     return table

@@ -115,7 +115,7 @@ def uniforms(k1: np.uint64, k2: np.uint64, ctr0: np.uint64, n: int) -> np.ndarra
 
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def fill_random_history(hist, x, lane, k1, k2, horizon, ring, lo_r, span_r, lo_v, span_v):
     """Uniform initial history of one simulation straight into its lane of the ring hist (2, N, slots, nb):
     the state ``age`` steps old goes to slot (-age) mod ring; x (2, N, nb) gets the current state (float64).
