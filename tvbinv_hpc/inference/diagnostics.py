@@ -5,13 +5,13 @@ broadcast over numpy arrays or torch tensors.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
 from tvbinv_hpc.errors import InputError
+from tvbinv_hpc.inference.train import quiet_sampling
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)
@@ -45,8 +45,7 @@ def summarize_samples(samples: np.ndarray, prior_std: np.ndarray,
 def _batched_samples(posterior: Any, x: torch.Tensor, n: int,
                      max_sampling_time: float | None) -> torch.Tensor:
     kwargs = {"max_sampling_time": max_sampling_time} if max_sampling_time else {}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")  # sbi's memory cap: fine
+    with quiet_sampling():
         return posterior.sample_batched((n,), x=x, show_progress_bars=False, **kwargs)  # (n, B, d)
 
 

@@ -421,6 +421,16 @@ def load_posterior(path: str | Path, prior: Any = None,
     return TrainedPosterior(posterior=posterior, summary=payload.get("summary", {}), meta=meta)
 
 
+@contextlib.contextmanager
+def quiet_sampling():
+    """Inside: no deprecation notice from nflows' LU transform (it calls torch.triangular_solve; a user
+    cannot act on it) and no notice of sbi's memory cap on the sampling batch size."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
+        warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")
+        yield
+
+
 def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
                      max_sampling_time: float | None = None) -> np.ndarray:
     """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed."""
@@ -429,7 +439,7 @@ def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
         raise InputError("the observed features contain NaN or Inf; cannot condition the posterior on them")
     torch.manual_seed(seed)
     kwargs = {"max_sampling_time": max_sampling_time} if max_sampling_time else {}
-    with torch.no_grad():
+    with quiet_sampling():
         samples = posterior.sample((num_samples,), x=torch.as_tensor(x, dtype=torch.float32),
                                    show_progress_bars=False, **kwargs)
     return samples.numpy().astype(np.float64)
