@@ -197,3 +197,45 @@ def test_single_flow_file_stays_version_1(trained, tmp_path):
     save_posterior(tmp_path / "p.pt", trained)
     payload = torch.load(tmp_path / "p.pt", weights_only=True)
     assert payload["format_version"] == 1 and "state_dict" in payload and "state_dicts" not in payload
+
+
+class _Leaky:
+    """A posterior whose flow puts a fixed share of its mass inside the unit box: sbi's sample API, with
+    rejection as sbi does it (which never ends when nothing is inside)."""
+
+    def __init__(self, inside: float):
+        self.prior, self.inside = make_prior(), inside
+
+    def sample(self, shape, x=None, reject_outside_prior=True, **kwargs):
+        assert not reject_outside_prior or self.inside > 0.01, "rejection would not end"
+        n = torch.Size(shape).numel()
+        theta = 0.5 + 0.1 * torch.randn(n, len(PARAMS))
+        out = torch.rand(n) >= self.inside
+        theta[out, 0] += 3.0   # outside the box, on the side of the first parameter's upper face
+        return theta if not reject_outside_prior else theta[~out][:n]
+
+
+def test_sampling_an_observation_beyond_the_simulations_ends_and_says_so():
+    from tvbinv_hpc.inference.report import sampling_warning
+
+    info = {}
+    ok = sample_posterior(_Leaky(1.0), np.zeros(4), 500, seed=0, info=info)
+    assert ok.shape == (500, 3) and info["method"] == "rejection" and info["mass_inside_prior"] == 1.0
+    assert sampling_warning(info) == ""
+
+    info = {}   # 1 draw in 5,000 inside: rejection would take 10^7 proposals; the inside ones are kept
+    few = sample_posterior(_Leaky(2e-4), np.zeros(4), 500, seed=0, info=info)
+    assert info["method"] == "truncated" and info["mass_inside_prior"] < 1e-3
+    assert 0 < len(few) < 500 and ((few >= 0) & (few <= 1)).all()
+    assert "extrapolation" in sampling_warning(info) and "out of" in sampling_warning(info)
+
+    info = {}   # nothing inside: the draws clipped onto the box show where the flow points
+    edge = sample_posterior(_Leaky(0.0), np.zeros(4), 500, seed=0, info=info)
+    assert info["method"] == "clipped" and info["mass_inside_prior"] == 0.0 and edge.shape == (500, 3)
+    assert (edge[:, 0] == 1.0).all() and "clipped onto its faces" in sampling_warning(info)
+
+
+def test_a_trained_posterior_at_its_own_observation_needs_no_fallback(trained, problem):
+    info = {}
+    sample_posterior(trained.posterior, problem["x_obs"], 300, seed=1, info=info)
+    assert info["method"] == "rejection" and info["mass_inside_prior"] > 0.9

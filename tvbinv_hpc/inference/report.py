@@ -184,6 +184,12 @@ def build_summary(result: dict) -> dict:
             warnings.append(f"{p}: shrinkage {o['shrinkage'][j]:.2f}: the data barely constrain it")
         per[p] = e
     summary: dict[str, Any] = {"parameters": per, "num_samples": int(len(result["samples"]))}
+    sampling = result.get("sampling") or {}
+    if sampling:
+        summary["sampling"] = {k: _f(v) if k == "mass_inside_prior" else v for k, v in sampling.items()}
+        warning = sampling_warning(sampling)
+        if warning:
+            warnings.append(warning)
 
     t = result.get("test") or {}
     if "sbc_ranks" in t:
@@ -241,6 +247,23 @@ def build_summary(result: dict) -> dict:
         warnings += health["warnings"]
     summary["warnings"] = warnings
     return summary
+
+
+MIN_MASS_INSIDE = 0.9   # a flow trained inside the prior box that leaks more than this at x_obs extrapolates
+
+
+def sampling_warning(sampling: dict) -> str:
+    """In words, when the flow at the observation puts much of its mass outside the prior box."""
+    mass = sampling.get("mass_inside_prior")
+    if mass is None or mass >= MIN_MASS_INSIDE:
+        return ""
+    how = {"rejection": "the samples are the draws inside the box",
+           "truncated": f"the samples are the draws inside the box out of {sampling.get('proposals')} proposals",
+           "clipped": "no draw fell inside the box: the samples are the flow's draws clipped onto its faces, "
+                      "which only show the direction the data point to"}[sampling.get("method", "rejection")]
+    return (f"at the observation only {100 * mass:.3g} % of the posterior flow's mass lies inside the prior "
+            f"box ({how}): the observation lies beyond what the simulations cover and the posterior is an "
+            "extrapolation (see the prior predictive check)")
 
 
 def baseline_verdict(r_pred: float | None, r_sc: float | None, r_log: float | None) -> str:
@@ -344,6 +367,9 @@ def write_report(path: str | Path, summary: dict, title: str = "") -> None:
         vals = [e["mean"], e["std"], e["q05"], e["q50"], e["q95"], e["shrinkage"]]
         vals += [e.get("true"), e.get("zscore")] if has_true else []
         lines.append(f"| {p} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    leak = sampling_warning(summary.get("sampling") or {})
+    if leak:   # under the table it qualifies: the numbers above are not a posterior inside the prior
+        lines += ["", f"**Warning: {leak}.**"]
     if summary.get("prior_check"):   # next to the posterior: it says whether the table can be trusted at all
         lines += [""] + priorcheck.report_lines(summary["prior_check"])
     t = summary.get("test")

@@ -428,18 +428,74 @@ def quiet_sampling():
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
         warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")
+        warnings.filterwarnings("ignore", message=r".* of samples drawn with reject_outside_prior=False")
         yield
 
 
+PROBE_DRAWS = 4_000          # flow draws that estimate how much of its mass lies inside the prior box
+MIN_ACCEPTANCE = 1e-3        # below: rejection would need over 1,000 proposals per kept draw
+MAX_PROPOSALS = 1_000_000    # proposals drawn at most when that little mass is inside the box
+
+
+def _inside(prior: Any, theta: torch.Tensor) -> torch.Tensor:
+    from sbi.utils import within_support
+
+    return within_support(prior, theta)
+
+
+def _box(prior: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The prior's bounds: tvbinv_hpc's IndependentPrior has them, sbi's BoxUniform in its support."""
+    if hasattr(prior, "low") and hasattr(prior, "high"):
+        return prior.low, prior.high
+    base = getattr(getattr(prior, "support", None), "base_constraint", None)
+    if hasattr(base, "lower_bound") and hasattr(base, "upper_bound"):
+        return base.lower_bound, base.upper_bound
+    return None
+
+
+def _draw(posterior: Any, n: int, x: torch.Tensor) -> torch.Tensor:
+    return posterior.sample((n,), x=x, show_progress_bars=False, reject_outside_prior=False)
+
+
 def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
-                     max_sampling_time: float | None = None) -> np.ndarray:
-    """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed."""
+                     max_sampling_time: float | None = None, info: dict | None = None) -> np.ndarray:
+    """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed.
+
+    sbi rejects draws outside the prior box until it has enough; at an observation beyond the simulations
+    the flow can put nearly all its mass outside the box and that loop never ends (seen on a real subject:
+    0.000 % accepted, diagnose hung). So the mass inside the box is estimated first. Below MIN_ACCEPTANCE,
+    the draws inside the box are collected from at most MAX_PROPOSALS proposals ("truncated"); with none
+    inside, the proposals are clipped onto the box ("clipped": where the flow points, piled on the box's
+    faces). ``info`` receives ``mass_inside_prior``, ``proposals`` and ``method`` for the report.
+    """
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)
     if not np.isfinite(x.astype(np.float32)).all():
         raise InputError("the observed features contain NaN or Inf; cannot condition the posterior on them")
     torch.manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
     kwargs = {"max_sampling_time": max_sampling_time} if max_sampling_time else {}
     with quiet_sampling():
-        samples = posterior.sample((num_samples,), x=torch.as_tensor(x, dtype=torch.float32),
-                                   show_progress_bars=False, **kwargs)
+        probe = _draw(posterior, PROBE_DRAWS, xt)
+        inside = _inside(posterior.prior, probe)
+        mass = float(inside.float().mean())
+        method, proposals = "rejection", PROBE_DRAWS
+        if mass >= MIN_ACCEPTANCE:
+            samples = posterior.sample((num_samples,), x=xt, show_progress_bars=False, **kwargs)
+        else:
+            kept, n_kept = [probe[inside]], int(inside.sum())
+            while n_kept < num_samples and proposals < MAX_PROPOSALS:
+                chunk = _draw(posterior, 100_000, xt)
+                proposals += chunk.shape[0]
+                kept.append(chunk[_inside(posterior.prior, chunk)])
+                n_kept += kept[-1].shape[0]
+            samples, method = torch.cat(kept)[:num_samples], "truncated"
+            box = _box(posterior.prior)
+            if n_kept == 0 and box is not None:
+                samples = torch.maximum(torch.minimum(probe, box[1]), box[0])[:num_samples]
+                method = "clipped"
+            if samples.shape[0] == 0:
+                raise TvbinvError(f"the posterior puts none of {proposals} draws inside the prior's support "
+                                  "at this observation; it lies far beyond the simulations")
+    if info is not None:
+        info.update(mass_inside_prior=mass, proposals=proposals, method=method)
     return samples.numpy().astype(np.float64)

@@ -184,7 +184,8 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     torch.set_num_threads(resolve_threads(settings["threads"], int(trained.meta.get("ranks_on_node", 1))))
     try:
         log(f"diagnose: {settings['num_samples']} posterior samples at the observation")
-        samples = sample_posterior(trained.posterior, x_obs, settings["num_samples"], seed, mst)
+        sampling: dict[str, Any] = {}
+        samples = sample_posterior(trained.posterior, x_obs, settings["num_samples"], seed, mst, sampling)
         test = calibration if calibration is not None else _calibrate(
             trained, theta_test, x_test, prior_samples, prior_std, settings, seed, log)
     finally:
@@ -201,6 +202,7 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
               "obs": summarize_samples(samples, prior_std, theta_true),
               "test": test, "ppc": ppc, "training": trained.summary, "meta": trained.meta, "health": health,
               "prior_check": prior_check, "baselines": baselines, "fcd_window": fcd_window,
+              "sampling": sampling,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     groups = write_netcdf(outdir / "posterior.nc", result)
     files = [outdir / "posterior.nc"]
