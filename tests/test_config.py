@@ -66,6 +66,7 @@ def test_each_mistake_names_its_key(small_config, text, key, word, tmp_path):
     (("hemispheres = \"halves\"", "hemispheres = \"auto\""), "stats.features[2].hemispheres"),
     (("hemispheres = \"halves\"", "drop = [1.5]"), "connectome.drop"),
     (("hemispheres = \"halves\"", "threshold = 1.0"), "connectome.threshold"),
+    (("hemispheres = \"halves\"", "hemispheres = \"halves\"\nhomotopic = -0.5"), "connectome.homotopic"),
     (("hemispheres = \"halves\"", "normalize = \"rank\""), "connectome.normalize"),
     (("hemispheres = \"halves\"", "symmetrize = \"min\""), "connectome.symmetrize"),
     (('{ name = "fc_stats" }', '{ name = "fc_nope" }'), "stats.features[0].name"),

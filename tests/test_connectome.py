@@ -175,3 +175,24 @@ def test_group_connectome_is_the_mean(tmp_path):
     np.testing.assert_allclose(c.tract_lengths, expected)
     with pytest.raises(ConfigError, match="connectome.lengths"):
         load_connectome([str(tmp_path / "w0.npy"), str(tmp_path / "w1.npy")], lengths=str(tmp_path / "l0.npy"))
+
+
+def test_homotopic_weight_is_added_to_the_pairs_only(tmp_path):
+    w, tl = _fibre_counts(6)
+    w[0, 1] = w[1, 0] = 0.0           # a homotopic pair without fibres: weight added, length filled
+    tl[0, 1] = tl[1, 0] = 0.0
+    np.save(tmp_path / "w.npy", w)
+    np.save(tmp_path / "l.npy", tl)
+    opts = dict(lengths=str(tmp_path / "l.npy"), symmetrize="mean", normalize="sqrt", zero_diagonal=True)
+    base = load_connectome(str(tmp_path / "w.npy"), hemispheres="interleaved", **opts)
+    boosted = load_connectome(str(tmp_path / "w.npy"), hemispheres="interleaved", homotopic=0.25, **opts)
+    pairs = np.zeros((6, 6), bool)
+    for left in (0, 2, 4):
+        pairs[left, left + 1] = pairs[left + 1, left] = True
+    np.testing.assert_allclose(boosted.weights[pairs], base.weights[pairs] + 0.25)
+    np.testing.assert_array_equal(boosted.weights[~pairs], base.weights[~pairs])
+    assert boosted.tract_lengths[0, 1] == np.median([tl[2, 3], tl[4, 5]]) and boosted.tract_lengths[0, 1] > 0
+    np.testing.assert_array_equal(boosted.baseline_sc, base.baseline_sc)   # baselines: the SC as measured
+    assert "0.25 added to 3 homotopic pairs" in boosted.describe()
+    with pytest.raises(ConfigError, match="connectome.homotopic.*cannot tell left from right"):
+        load_connectome(str(tmp_path / "w.npy"), homotopic=0.25, **opts)

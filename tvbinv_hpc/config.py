@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,8 @@ def _check_inputs(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"connectome.{key}", f"expected a list of 0-based region indices, got {v!r}")
     if not 0.0 <= c["threshold"] < 1.0:
         raise ConfigError("connectome.threshold", f"must be in [0, 1), got {c['threshold']}")
+    if not (isinstance(c["homotopic"], (int, float)) and 0.0 <= c["homotopic"] < math.inf):
+        raise ConfigError("connectome.homotopic", f"must be a number >= 0 (added weight), got {c['homotopic']!r}")
     h = c["hemispheres"]
     if isinstance(h, str) and h not in ("auto", "halves", "interleaved"):
         raise ConfigError("connectome.hemispheres", f"{h!r} is not 'auto', 'halves', 'interleaved' or a "

@@ -35,8 +35,13 @@ DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
         "zero_diagonal": (False, "set self-connections to 0 (before normalising)"),
         "threshold": (0.0, "weights below this fraction of the largest become 0 (after normalising); the "
                            "log reports how many remain: fewer connections, cheaper steps"),
-        "hemispheres": ("auto", "homotopic pairing for the features: 'auto' (hemisphere markers in the "
-                                "region labels, else mirrored centres; an error asks when neither tells), "
+        "homotopic": (0.0, "weight added to every homotopic pair (both directions; pairs from "
+                           "connectome.hemispheres), in units of the normalised weights (after normalise and "
+                           "threshold); 0 = none. Tractography misses most callosal fibres, so DTI connectomes "
+                           "underweight the pairs whose FC is strongest in resting-state data"),
+        "hemispheres": ("auto", "homotopic pairing for the features and connectome.homotopic: 'auto' "
+                                "(hemisphere markers in the region labels, else mirrored centres; an error asks "
+                                "when neither tells), "
                                 "'halves' (i with i + N/2), 'interleaved' (2k left with 2k + 1 right) or "
                                 "{left = [...], right = [...]} (indices after drop/keep)"),
     },

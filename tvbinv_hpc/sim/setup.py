@@ -26,7 +26,7 @@ def engine_from_config(cls, cfg: Mapping[str, Any], seed: int):
     cp, it = section(cfg, "coupling"), section(cfg, "integrator")
     sim, bold = section(cfg, "simulation"), section(cfg, "bold")
     options = {k: c[k] for k in ("weights_variable", "lengths", "lengths_variable", "labels", "drop", "keep",
-                                 "symmetrize", "threshold", "hemispheres")}
+                                 "symmetrize", "threshold", "hemispheres", "homotopic")}
     conn = load_connectome(c["source"], _float("connectome", "speed", c["speed"]), c["normalize"],
                            bool(c["zero_diagonal"]), **options)
     fixed = {f"model.{k}": m[k] for k in params.MODEL_KEYS}
