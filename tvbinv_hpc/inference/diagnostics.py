@@ -5,6 +5,7 @@ broadcast over numpy arrays or torch tensors.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,9 @@ def summarize_samples(samples: np.ndarray, prior_std: np.ndarray,
     if theta_true is not None:
         out["zscore"] = zscore(np.asarray(theta_true, dtype=np.float64), mean, std)
     return out
+
+
+SBC_MIN_ROWS = 100   # sbi's recommendation for its SBC checks
 
 
 def _batched_samples(posterior: Any, x: torch.Tensor, n: int,
@@ -83,7 +87,12 @@ def test_rows(posterior: Any, theta_test: np.ndarray, x_test: np.ndarray, prior_
     prior_t = torch.as_tensor(prior_samples[: idx.size], dtype=torch.float32)
     if prior_t.shape[0] < idx.size:
         prior_t = posterior.prior.sample((idx.size,)).reshape(idx.size, -1).to(torch.float32)
-    check = check_sbc(ranks, prior_t, dap, num_posterior_samples=n_samples)
+    with warnings.catch_warnings():   # below 100 rows the report says so once (sbi would warn per call)
+        warnings.filterwarnings("ignore", message="You are computing SBC checks with less than")
+        check = check_sbc(ranks, prior_t, dap, num_posterior_samples=n_samples)
+    if idx.size < SBC_MIN_ROWS:
+        out["note"] = (f"SBC and coverage on {idx.size} held-out rows: a coarse check (sbi recommends at "
+                       f"least {SBC_MIN_ROWS}; diagnose.sbc_rows and budget.test_fraction set it)")
     out.update(sbc_ranks=ranks.numpy().astype(np.int64),
                ks_pvals=check["ks_pvals"].numpy().astype(np.float64),
                c2st_ranks=check["c2st_ranks"].numpy().astype(np.float64),

@@ -201,6 +201,9 @@ def build_summary(result: dict) -> dict:
             "sbc_c2st_ranks": {p: _f(v) for p, v in zip(params, t["c2st_ranks"])},
             "sbc_c2st_dap": {p: _f(v) for p, v in zip(params, t["c2st_dap"])},
         }
+        if t.get("note"):
+            ts["note"] = t["note"]
+            warnings.append(t["note"])
         alpha = 0.05 / len(params)   # Bonferroni over parameters
         for p, v in zip(params, t["ks_pvals"]):
             if v < alpha:
