@@ -312,6 +312,7 @@ def test_run_local_file_semantics_and_reduction(tmp_path, monkeypatch):
     backend, checkpoint_dir (unused: the store is its own checkpoint), n_jobs."""
     from test_compat import RUN, build
 
+    from tvbinv_hpc.compat.tvb_inversion.sbi import EstimatorSBI
     from tvbinv_hpc.compat.tvb_inversion.utils import run_local
 
     monkeypatch.chdir(tmp_path)
@@ -330,6 +331,13 @@ def test_run_local_file_semantics_and_reduction(tmp_path, monkeypatch):
         run_local(seq, metrics, "r2.h5", "not callable", **RUN)
     with pytest.raises(TvbinvError, match="filename must name a file"):
         run_local(seq, metrics, "", **RUN)
+    old = np.array([[np.arange(3), 0.5]], dtype=object)  # tvb-inversion's results: kept, and named as such
+    np.save("old.npy", old, allow_pickle=True)
+    with pytest.raises(InputError, match="numpy .npy file"):
+        run_local(seq, metrics, "old.npy", **RUN)
+    with pytest.raises(InputError, match="numpy .npy file"):
+        EstimatorSBI(seq.prior, seq=seq).load_summary_stats("old.npy")
+    assert np.load("old.npy", allow_pickle=True)[0, 1] == 0.5
 
 
 def test_estimator_takes_a_prior_or_an_sbi_model(tmp_path):

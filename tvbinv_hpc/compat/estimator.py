@@ -151,10 +151,12 @@ class EstimatorSBI:
     def load_summary_stats(self, path: str | os.PathLike, split: int | None = None) -> SummaryStats:
         """theta and x of the rows whose simulation and features are ok (``split``: 0 train, 1 test, None
         all), checked against this estimator's prior, seq and metrics."""
+        from tvbinv_hpc.compat.run import refuse_numpy_file
         from tvbinv_hpc.parallel import store
 
         path = os.fspath(path)
-        head = store.read_header(path)
+        refuse_numpy_file(path)
+        head = store.read_header(path, read_only=True)
         rows = store.read_rows(path, split=split, ok_only=True)
         if rows["param_names"] != self.prior.names:
             raise InputError(f"{path} holds parameters {rows['param_names']}, the prior has {self.prior.names}")

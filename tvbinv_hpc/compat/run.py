@@ -26,7 +26,7 @@ import numpy as np
 
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError
 from tvbinv_hpc.parallel import driver, mpi, store
 
 log = logging.getLogger("tvbinv_hpc")
@@ -102,6 +102,20 @@ def store_path(filename: str | os.PathLike) -> Path:
     return path if path.suffix else path.with_name(path.name + ".npy")
 
 
+def refuse_numpy_file(path: str | os.PathLike) -> None:
+    """A real .npy at the store's name (tvb-inversion's results, from before the switch) is kept and named,
+    rather than reported as a damaged HDF5 file."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError:
+        return
+    if magic == b"\x93NUMPY":
+        raise InputError(f"{os.fspath(path)} is a numpy .npy file (as tvb-inversion's run_local wrote), not a "
+                         "tvbinv_hpc store: it is left as it is. Read it with np.load(..., allow_pickle=True), "
+                         "or give run_local another filename for tvbinv_hpc's results.")
+
+
 def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
           bold_transient: float, tavg_period: float | None, save_bold: bool,
           test_fraction: float) -> tuple[_Setup, dict[str, Any]]:
@@ -147,6 +161,7 @@ def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> N
 
     chash = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     if path.exists():
+        refuse_numpy_file(path)
         head = store.read_header(path)  # refuses a foreign file
         if head["config_hash"] != chash:
             changed = changed_keys(json.loads(head["store_view"]), view)
