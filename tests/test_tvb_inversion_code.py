@@ -352,6 +352,9 @@ def test_estimator_takes_a_prior_or_an_sbi_model(tmp_path):
     seq = prior.generate_sim_seq(template(), 5)
     assert np.array_equal(seq.values, sbiModel(template(), prior).generate_sim_seq(5).values)  # same seed
     assert EstimatorSBI(prior, seq=seq).theta is seq.values
+    assert EstimatorSBI(prior, seq, None, None, "SNPE").seq is seq  # tvb-inversion's positional order
+    with pytest.raises(TvbinvError, match="only 'SNPE'"):
+        EstimatorSBI(prior, seq, None, None, "SNLE")
     assert EstimatorSBI(prior=prior, theta=torch.ones(3, 1)).theta.shape == (3, 1)
     assert EstimatorSBI(sbiModel(template(), prior), num_samples=3).seq.values.shape == (3, 1)
     with pytest.raises(TvbinvError, match="needs a prior"):

@@ -117,12 +117,13 @@ class EstimatorSBI:
     """``EstimatorSBI(prior, seq=seq, metrics=metrics)`` (tvb-inversion's notebooks) or
     ``EstimatorSBI(stats_model=sbi_model, ...)``: load_summary_stats, train, save/load.
 
-    ``theta`` (n, d), when given, replaces the seq's draws as the parameters that ``train(x)`` pairs with
-    the rows of x.  ``train_settings`` overrides TRAIN_SETTINGS and then tvbinv_hpc's [train] defaults
-    (see the config reference: density_estimator, hidden_features, max_epochs, seed, ...)."""
+    The positional order is tvb-inversion's (prior, seq, theta, metrics, method).  ``theta`` (n, d), when
+    given, replaces the seq's draws as the parameters that ``train(x)`` pairs with the rows of x.
+    ``train_settings`` overrides TRAIN_SETTINGS and then tvbinv_hpc's [train] defaults (see the config
+    reference: density_estimator, hidden_features, max_epochs, seed, ...)."""
 
     def __init__(self, stats_model: sbiModel | Prior | None = None, seq: SimSeq | None = None, theta: Any = None,
-                 metrics: Any = None, num_samples: int = 0, method: str = "SNPE",
+                 metrics: Any = None, method: str = "SNPE", num_samples: int = 0,
                  train_settings: dict[str, Any] | None = None, *, prior: Prior | None = None):
         if stats_model is not None and prior is not None:
             raise TvbinvError("EstimatorSBI: give the prior or the sbiModel, not both")
