@@ -365,3 +365,19 @@ def test_estimator_takes_a_prior_or_an_sbi_model(tmp_path):
         EstimatorSBI(prior, num_samples=3)
     with pytest.raises(InputError, match="TVB_INVERSION_DATA"):
         data_path("no_such_file.zip")
+
+
+def test_sim_seq_as_tvb_inversion_builds_it():
+    """tvb-inversion's SimSeq(template, params, values, getters): rows of per-name values, optional getters."""
+    from test_compat import template
+
+    from tvbinv_hpc.compat.tvb_inversion.parameters import SimSeq
+
+    sim = template()
+    seq = SimSeq(sim, ["coupling.a", "model.eta"], [[np.r_[0.2], np.r_[-4.6]], [np.r_[0.3], np.r_[-4.0]]],
+                 [None, lambda v: v - 1.0])
+    assert seq.names == ["coupling.a", "model.eta"] and np.array_equal(seq.values, [[0.2, -5.6], [0.3, -5.0]])
+    assert seq[1].model.eta[0] == -5.0 and seq[1].coupling.a[0] == 0.3
+    assert seq.seed == SimSeq(sim, ["coupling.a"], [[np.r_[0.2]]]).seed  # the fixed default seed
+    with pytest.raises(TvbinvError, match="getters"):
+        SimSeq(sim, ["coupling.a"], [[np.r_[0.2]]], [None, None])
