@@ -367,6 +367,26 @@ def test_estimator_takes_a_prior_or_an_sbi_model(tmp_path):
         data_path("no_such_file.zip")
 
 
+def test_data_path_finds_a_checkout_without_importing_it(tmp_path, monkeypatch):
+    import sys
+
+    from tvbinv_hpc.compat.tvb_inversion.utils import data_path
+
+    (tmp_path / "tvb_inversion").mkdir()
+    (tmp_path / "tvb_inversion" / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (tmp_path / "data_input_files").mkdir()
+    (tmp_path / "data_input_files" / "demo_theta.csv.gz").write_bytes(b"")
+    monkeypatch.delenv("TVB_INVERSION_DATA", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert data_path("demo_theta.csv.gz") == str(tmp_path / "data_input_files" / "demo_theta.csv.gz")
+    assert "tvb_inversion" not in sys.modules
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "demo_theta.csv.gz").write_bytes(b"")
+    monkeypatch.setenv("TVB_INVERSION_DATA", str(other))  # the variable comes first
+    assert data_path("demo_theta.csv.gz") == str(other / "demo_theta.csv.gz")
+
+
 def test_sim_seq_as_tvb_inversion_builds_it():
     """tvb-inversion's SimSeq(template, params, values, getters): rows of per-name values, optional getters."""
     from test_compat import template

@@ -103,8 +103,8 @@ def store_path(filename: str | os.PathLike) -> Path:
 
 
 def refuse_numpy_file(path: str | os.PathLike) -> None:
-    """A real .npy at the store's name (tvb-inversion's results, from before the switch) is kept and named,
-    rather than reported as a damaged HDF5 file."""
+    """A real .npy at the store's name (results that tvb-inversion itself wrote, say) is left alone and
+    named, rather than reported as a damaged HDF5 file."""
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
