@@ -54,7 +54,7 @@ def reference(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("compat")
     model, seq, metrics = build()
-    out = run_local(seq, metrics, checkpoint_dir=d, filename="ref.h5", save_bold=True, **RUN)
+    out = run_local(seq, metrics, filename=d / "ref.h5", save_bold=True, **RUN)
     assert out.pending == 0 and out.rows_done == len(seq)
     return out.path, model, seq, metrics
 
@@ -110,11 +110,11 @@ def test_restart_completes_pending_rows_identically(reference, tmp_path):
             f["status"][i] = 0
             f["x"][i] = np.nan
             f["bold"][i] = np.nan
-    out = run_local(seq, metrics, checkpoint_dir=tmp_path, filename="ref.h5", save_bold=True, **RUN)
+    out = run_local(seq, metrics, filename=copy, save_bold=True, **RUN)
     assert out.rows_done == len(reset) and out.pending == 0
     assert_same_store(path, copy)
     hook = sys.excepthook
-    again = run_local(seq, metrics, checkpoint_dir=tmp_path, filename="ref.h5", save_bold=True, **RUN)
+    again = run_local(seq, metrics, filename=copy, save_bold=True, **RUN)
     assert again.rows_done == 0 and len(store.sessions(copy)) == 3
     assert sys.excepthook is hook  # a notebook keeps its own hook (mpi installs an abort hook)
 
@@ -127,19 +127,19 @@ def test_n_jobs_are_threads_and_change_nothing(reference, tmp_path, monkeypatch)
     path, _, seq, metrics = reference
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
     for n_jobs, want in ((None, mpi.available_cores()), (3, 3), (-1, mpi.available_cores())):
-        out = run_local(seq, metrics, checkpoint_dir=tmp_path, filename=f"jobs{n_jobs}.h5", save_bold=True,
+        out = run_local(seq, metrics, filename=tmp_path / f"jobs{n_jobs}.h5", save_bold=True,
                         n_jobs=n_jobs, **RUN)
         assert store.sessions(out.path)[-1]["threads"] == [want]
         assert_same_store(path, out.path)
     with pytest.raises(TvbinvError, match="n_jobs"):
-        run_local(seq, metrics, checkpoint_dir=tmp_path, filename="bad.h5", n_jobs=0, **RUN)
+        run_local(seq, metrics, filename=tmp_path / "bad.h5", n_jobs=0, **RUN)
 
 
 def test_mismatched_restart_and_foreign_file_are_refused(reference, tmp_path):
     from tvbinv_hpc import BoldFCDForSBI, run_local
 
     path, model, seq, metrics = reference
-    kw = dict(checkpoint_dir=path.parent, filename=path.name, save_bold=True, **RUN)
+    kw = dict(filename=path, save_bold=True, **RUN)
     with pytest.raises(TvbinvError, match=r"changed: .*seq\.theta_sha256"):
         run_local(model.generate_sim_seq(len(seq), seed=7), metrics, **kw)
     with pytest.raises(TvbinvError, match=r"changed: .*metrics"):
@@ -148,11 +148,11 @@ def test_mismatched_restart_and_foreign_file_are_refused(reference, tmp_path):
         run_local(seq, metrics, **{**kw, "bold_transient": 100.0})
     (tmp_path / "notes.h5").write_text("not a store")
     with pytest.raises(InputError, match="refusing"):
-        run_local(seq, metrics, checkpoint_dir=tmp_path, filename="notes.h5", **RUN)
+        run_local(seq, metrics, filename=tmp_path / "notes.h5", **RUN)
     with pytest.raises(TvbinvError, match="bold_tr"):
-        run_local(seq, metrics, checkpoint_dir=tmp_path, filename="x.h5", **{**RUN, "bold_tr": 150.5})
+        run_local(seq, metrics, filename=tmp_path / "x.h5", **{**RUN, "bold_tr": 150.5})
     with pytest.raises(TvbinvError, match="BOLD samples"):
-        run_local(seq, [BoldFCDForSBI(win_len=40)], checkpoint_dir=tmp_path, filename="y.h5", **RUN)
+        run_local(seq, [BoldFCDForSBI(win_len=40)], filename=tmp_path / "y.h5", **RUN)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
 
 
@@ -229,7 +229,7 @@ sys.path.insert(0, {tests!r})
 from test_compat import RUN, build
 from tvbinv_hpc import run_mpi
 _, seq, metrics = build()
-out = run_mpi(seq, metrics, checkpoint_dir=sys.argv[1], filename="mpi.h5", save_bold=True, **RUN)
+out = run_mpi(seq, metrics, filename=sys.argv[1] + "/mpi.h5", save_bold=True, **RUN)
 print("rows", out.rows_done, "pending", out.pending)
 """
 
@@ -265,7 +265,7 @@ def test_custom_metric_and_explicit_seq(reference, tmp_path):
     # tvb-inversion's SimSeq(template, params, values): rows of per-name arrays
     own = SimSeq(seq.template, ["coupling.a"], [[np.r_[v]] for v in seq.values[:6, 0]], seed=seq.seed)
     assert own.names == ["coupling.a"] and np.array_equal(own.values, seq.values[:6])
-    out = run_local(own, [*metrics, MeanBold()], checkpoint_dir=tmp_path, filename="c.h5", save_bold=True,
+    out = run_local(own, [*metrics, MeanBold()], filename=tmp_path / "c.h5", save_bold=True,
                     **RUN)
     r, ref = rows(out), rows(path)
     ok = r["status"] == 1

@@ -1,6 +1,9 @@
 """tvb-inversion's API (PytorchPrior, sbiModel, SimSeq, metrics, run_local, EstimatorSBI, shrinkage,
 zscore) as thin layers over tvbinv_hpc's engine, store, driver and inference code.
 
+``tvbinv_hpc.compat.tvb_inversion`` mirrors tvb-inversion's module paths (``tvb_inversion.sbi``, ``.utils``,
+...), so that its users' code runs with only the import lines changed.
+
 Names load on first use, so that importing the package (or a simulating MPI rank) does not pay for torch
 and sbi until a name that needs them is touched.
 """

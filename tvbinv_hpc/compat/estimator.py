@@ -15,6 +15,7 @@ import numpy as np
 
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq, sbiModel
+from tvbinv_hpc.compat.prior import Prior
 from tvbinv_hpc.errors import InputError, TvbinvError
 
 log = logging.getLogger("tvbinv_hpc")
@@ -113,21 +114,34 @@ class Posterior:
 
 
 class EstimatorSBI:
-    """``EstimatorSBI(stats_model=sbi_model, seq=seq, metrics=metrics)``: load_summary_stats, train, save/load.
+    """``EstimatorSBI(prior, seq=seq, metrics=metrics)`` (tvb-inversion's notebooks) or
+    ``EstimatorSBI(stats_model=sbi_model, ...)``: load_summary_stats, train, save/load.
 
+    The positional order is tvb-inversion's (prior, seq, theta, metrics, method).  ``theta`` (n, d), when
+    given, replaces the seq's draws as the parameters that ``train(x)`` pairs with the rows of x.
     ``train_settings`` overrides TRAIN_SETTINGS and then tvbinv_hpc's [train] defaults (see the config
     reference: density_estimator, hidden_features, max_epochs, seed, ...)."""
 
-    def __init__(self, stats_model: sbiModel, seq: SimSeq | None = None, theta: Any = None,
-                 metrics: Any = None, num_samples: int = 0, method: str = "SNPE",
-                 train_settings: dict[str, Any] | None = None):
-        if not isinstance(stats_model, sbiModel):
-            raise TvbinvError("EstimatorSBI(stats_model=...) needs an sbiModel(sim, prior)")
+    def __init__(self, stats_model: sbiModel | Prior | None = None, seq: SimSeq | None = None, theta: Any = None,
+                 metrics: Any = None, method: str = "SNPE", num_samples: int = 0,
+                 train_settings: dict[str, Any] | None = None, *, prior: Prior | None = None):
+        if stats_model is not None and prior is not None:
+            raise TvbinvError("EstimatorSBI: give the prior or the sbiModel, not both")
+        model = stats_model if stats_model is not None else prior
+        if isinstance(model, sbiModel):
+            self.stats_model, self.prior = model, model.prior
+        elif isinstance(model, Prior):
+            self.stats_model, self.prior = None, model
+        else:
+            raise TvbinvError("EstimatorSBI needs a prior, EstimatorSBI(prior, seq=seq, metrics=metrics), or an "
+                              f"sbiModel(sim, prior); got {type(model).__name__}")
         if method.upper() not in ("SNPE", "NPE", "SNPE_C"):
             raise TvbinvError(f"method {method!r}: only 'SNPE' (neural posterior estimation) is provided")
-        self.stats_model, self.prior = stats_model, stats_model.prior
         if seq is None and theta is None and num_samples > 0:
-            seq = stats_model.generate_sim_seq(num_samples)
+            if self.stats_model is None:
+                raise TvbinvError("num_samples draws a seq from a simulator template: pass an sbiModel(sim, prior), "
+                                  "or seq=prior.generate_sim_seq(sim, n)")
+            seq = self.stats_model.generate_sim_seq(num_samples)
         self.seq, self.metrics = seq, metrics
         self.theta = _numpy(theta).reshape(-1, self.prior.dim) if theta is not None else \
             (seq.values if seq is not None else None)
@@ -138,10 +152,12 @@ class EstimatorSBI:
     def load_summary_stats(self, path: str | os.PathLike, split: int | None = None) -> SummaryStats:
         """theta and x of the rows whose simulation and features are ok (``split``: 0 train, 1 test, None
         all), checked against this estimator's prior, seq and metrics."""
+        from tvbinv_hpc.compat.run import refuse_numpy_file
         from tvbinv_hpc.parallel import store
 
         path = os.fspath(path)
-        head = store.read_header(path)
+        refuse_numpy_file(path)
+        head = store.read_header(path, read_only=True)
         rows = store.read_rows(path, split=split, ok_only=True)
         if rows["param_names"] != self.prior.names:
             raise InputError(f"{path} holds parameters {rows['param_names']}, the prior has {self.prior.names}")
@@ -192,8 +208,9 @@ class EstimatorSBI:
         self.posterior.save(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, stats_model: sbiModel, **kwargs: Any) -> EstimatorSBI:
-        """An estimator with the posterior saved at ``path``; its prior comes from ``stats_model``."""
+    def load(cls, path: str | os.PathLike, stats_model: sbiModel | Prior, **kwargs: Any) -> EstimatorSBI:
+        """An estimator with the posterior saved at ``path``; its prior is ``stats_model``'s (a Prior or an
+        sbiModel)."""
         from tvbinv_hpc.inference import load_posterior
 
         est = cls(stats_model, **kwargs)

@@ -54,13 +54,20 @@ def _flatten(params: list[str], values: Any) -> tuple[np.ndarray, list[int]]:
 class SimSeq:
     """A sequence of simulator configurations: ``template`` with ``params`` set to each row of ``values``.
 
-    ``values`` is theta ``(n, d)`` (columns ``names``); ``seed`` fixes the noise and initial history of
-    simulation i (from (seed, i)) when run by ``run_local``.  ``seq[i]`` / iteration give TVB copies."""
+    ``values`` is theta ``(n, d)`` (columns ``names``), or tvb-inversion's rows of per-name values;
+    ``getters`` (tvb-inversion's) maps each value through a function first (None: as it is).  ``seed`` fixes
+    the noise and initial history of simulation i (from (seed, i)) when run by ``run_local``.  ``seq[i]`` /
+    iteration give TVB copies."""
 
-    def __init__(self, template: Any, params: Sequence[str], values: Any, seed: int = DEFAULT_SEED,
-                 prior: Prior | None = None):
+    def __init__(self, template: Any, params: Sequence[str], values: Any, getters: Sequence[Any] | None = None,
+                 seed: int = DEFAULT_SEED, prior: Prior | None = None):
         self.template = template
         self.seed = int(seed)
+        if getters is not None:
+            if prior is not None or len(getters) != len(params):
+                raise TvbinvError(f"getters needs one entry (a function or None) per param ({len(params)}) and "
+                                  "explicit values")
+            values = [[v if g is None else g(v) for g, v in zip(getters, row)] for row in values]
         if prior is None:
             theta, sizes = _flatten(list(params), values)
             prior = Prior(list(params), _Fixed(theta.shape[1]), sizes=sizes)

@@ -149,6 +149,18 @@ class Prior:
 
         return torch.as_tensor(self.mean_std()[1], dtype=torch.float32)
 
+    @property
+    def param(self) -> list[str]:
+        """tvb-inversion's name for the simulator attributes (``params``)."""
+        return list(self.params)
+
+    def generate_sim_seq(self, sim: Any, num_samples: int, seed: int | None = None) -> Any:
+        """tvb-inversion's ``prior.generate_sim_seq(sim, n)``: ``n`` seeded draws as a SimSeq over the
+        TVB Simulator template ``sim`` (``sbiModel(sim, prior).generate_sim_seq(n, seed)``)."""
+        from tvbinv_hpc.compat.model import DEFAULT_SEED, sbiModel
+
+        return sbiModel(sim, self).generate_sim_seq(num_samples, DEFAULT_SEED if seed is None else seed)
+
     def describe(self) -> dict[str, Any]:
         """What identifies this prior in a store or posterior file (names, widths, the dist's repr)."""
         return {"params": list(self.params), "sizes": list(self.sizes), "names": list(self.names),

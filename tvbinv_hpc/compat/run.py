@@ -4,6 +4,11 @@ Both are the simulate phase of the CLI with a different front: the engine comes 
 (``Engine.from_tvb``), the store is made by ``store.create`` with the seq's theta, and the rows are computed
 by ``driver.run_rows``.  So the file restarts like any store: calling again completes the pending rows, and
 a store made from another seq, template, metrics or run setting is refused, naming what changed.
+
+The store goes where tvb-inversion put its results, at ``filename`` relative to the working folder, even
+when that name ends in ``.npy``: one file is both the results and the restart state, and
+``load_summary_stats(filename)`` reads it.  (tvb-inversion's ``.npy`` held a pickled object array with the
+BOLD of every simulation; code that indexed it directly needs ``load_summary_stats`` instead.)
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import numpy as np
 
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError
 from tvbinv_hpc.parallel import driver, mpi, store
 
 log = logging.getLogger("tvbinv_hpc")
@@ -87,11 +92,28 @@ def describe_simulator(sim: Any) -> dict[str, Any]:
     }
 
 
-def store_path(checkpoint_dir: str | os.PathLike | None, filename: str | os.PathLike) -> Path:
-    path = Path(filename)
-    if checkpoint_dir is not None and not path.is_absolute():
-        path = Path(checkpoint_dir) / path
-    return path
+def store_path(filename: str | os.PathLike) -> Path:
+    """Where the store goes: ``filename`` as given (relative to the working folder, as tvb-inversion's
+    ``np.save(filename)``); a name without a suffix gets ``.npy``, as np.save gave it, so that the
+    default ``'results'`` is found again as ``'results.npy'``."""
+    path = Path(os.fspath(filename))
+    if not str(path) or path.name in ("", ".", ".."):
+        raise TvbinvError(f"filename must name a file, got {filename!r}")
+    return path if path.suffix else path.with_name(path.name + ".npy")
+
+
+def refuse_numpy_file(path: str | os.PathLike) -> None:
+    """A real .npy at the store's name (results that tvb-inversion itself wrote, say) is left alone and
+    named, rather than reported as a damaged HDF5 file."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError:
+        return
+    if magic == b"\x93NUMPY":
+        raise InputError(f"{os.fspath(path)} is a numpy .npy file (as tvb-inversion's run_local wrote), not a "
+                         "tvbinv_hpc store: it is left as it is. Read it with np.load(..., allow_pickle=True), "
+                         "or give run_local another filename for tvbinv_hpc's results.")
 
 
 def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
@@ -139,6 +161,7 @@ def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> N
 
     chash = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     if path.exists():
+        refuse_numpy_file(path)
         head = store.read_header(path)  # refuses a foreign file
         if head["config_hash"] != chash:
             changed = changed_keys(json.loads(head["store_view"]), view)
@@ -160,14 +183,20 @@ def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> N
         meta=meta))
 
 
-def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None = None,
-            filename: str | os.PathLike = "results.h5", *, batch_size: int = 4, ms_per_unit: float = 10.0,
-            bold_tr: float = 2000.0, bold_transient: float = 0.0, tavg_period: float | None = None,
-            save_bold: bool = False, test_fraction: float = 0.0, progress: str = "auto",
-            progress_interval: float = 10.0, writer: str = "auto", backend: Any = None,
-            n_jobs: int | None = None) -> RunSummary:
-    """Simulate every pending row of ``checkpoint_dir/filename`` on all MPI ranks (collective: every rank
+def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
+            backend: Any = None, checkpoint_dir: str | os.PathLike | None = None, n_jobs: int | None = None, *,
+            batch_size: int = 4, ms_per_unit: float = 10.0, bold_tr: float = 2000.0, bold_transient: float = 0.0,
+            tavg_period: float | None = None, save_bold: bool = False, test_fraction: float = 0.0,
+            progress: str = "auto", progress_interval: float = 10.0, writer: str = "auto") -> RunSummary:
+    """Simulate every pending row of the store ``filename`` on all MPI ranks (collective: every rank
     calls it with the same arguments).  Checks run on rank 0 and every rank raises the same TvbinvError.
+
+    The positional order is tvb-inversion's ``run_local(seq, metrics, filename, reduction, backend,
+    checkpoint_dir, n_jobs)``.  ``filename`` is where the HDF5 store goes, relative to the working folder
+    (a name without suffix gets ``.npy``, see ``store_path``); the store is its own checkpoint, so
+    ``checkpoint_dir`` (tvb-inversion's folder of per-simulation checkpoints) is accepted and unused.
+    ``reduction``: called on rank 0, once every row is done, with the ``(n, k)`` summary statistics in seq
+    order (NaN rows: diverged or failed), as tvb-inversion's reductions were.
 
     ``n_jobs``: simulation threads per process, as joblib counts them (-1: every core this process may use,
     -2: all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
@@ -178,7 +207,12 @@ def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None 
     tvb-inversion scripts and ignored (the numba engine always runs)."""
     if backend is not None:
         log.info("run_local: backend=%r ignored; tvbinv_hpc always simulates with its own engine", backend)
-    path = store_path(checkpoint_dir, filename)
+    path = store_path(filename)
+    if checkpoint_dir is not None:
+        log.info("run_local: checkpoint_dir=%r unused; %s is its own checkpoint (calling again resumes it)",
+                 os.fspath(checkpoint_dir), path)
+    if reduction is not None and not callable(reduction):
+        raise TvbinvError(f"reduction must be callable (it gets the (n, k) summary statistics), got {reduction!r}")
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
     built: dict[str, Any] = {}
@@ -196,7 +230,18 @@ def run_mpi(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None 
         raise TvbinvError(f"{out.pending} rows still pending after the session")
     if out.stopped and mpi.rank() == 0:
         log.warning("stopped by signal with %d rows pending: call run_local again to finish", out.pending)
+    if reduction is not None and not out.pending and mpi.rank() == 0:
+        reduction(all_rows_x(path))
     return RunSummary(path, out.counts, out.rows_done, out.pending, out.stopped, out.wall)
+
+
+def all_rows_x(path: str | os.PathLike) -> np.ndarray:
+    """The summary statistics of every row in seq order, NaN where a row is not ok (diverged, failed,
+    pending): the matrix tvb-inversion's run_local handed to its reduction."""
+    rows = store.read_rows(path, ok_only=True)
+    x = np.full((len(rows["status"]), len(rows["feature_names"])), np.nan)
+    x[rows["index"]] = rows["x"]
+    return x
 
 
 def _threads(n_jobs: int | None) -> int | str:
@@ -208,15 +253,16 @@ def _threads(n_jobs: int | None) -> int | str:
     return int(n_jobs) if n_jobs > 0 else max(1, mpi.available_cores() + 1 + int(n_jobs))
 
 
-def run_local(seq: SimSeq, metrics: Any, checkpoint_dir: str | os.PathLike | None = None,
-              filename: str | os.PathLike = "results.h5", **kwargs: Any) -> RunSummary:
-    """``run_mpi`` in this one process (same arguments, same store): the store is
-    ``checkpoint_dir/filename``; calling it again resumes an interrupted run.  Simulates on every local
-    core unless ``n_jobs`` says otherwise (see ``run_mpi``).  Returns a RunSummary that is also the
-    store's path."""
+def run_local(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
+              backend: Any = None, checkpoint_dir: str | os.PathLike | None = None, n_jobs: int | None = None,
+              **kwargs: Any) -> RunSummary:
+    """``run_mpi`` in this one process, with tvb-inversion's signature: the store is ``filename`` (relative
+    to the working folder; calling again resumes an interrupted run).  Simulates on every local core
+    unless ``n_jobs`` says otherwise (see ``run_mpi``).  Returns a RunSummary that is also the store's
+    path."""
     hook = sys.excepthook  # mpi.comm() installs an abort-the-job hook; a notebook or REPL must keep its own
     try:
-        return run_mpi(seq, metrics, checkpoint_dir, filename, **kwargs)
+        return run_mpi(seq, metrics, filename, reduction, backend, checkpoint_dir, n_jobs, **kwargs)
     finally:
         if mpi.size() == 1:
             sys.excepthook = hook
