@@ -275,3 +275,36 @@ def test_custom_metric_and_explicit_seq(reference, tmp_path):
         bold = f["bold"][:6][ok].astype(np.float64)
     np.testing.assert_allclose(r["x"][ok, -2], bold.mean(axis=(1, 2)))
     assert (r["x"][ok, -1] == 100.0 * 19).all()  # BOLD times in ms: 20 samples at TR 100 ms
+
+
+def test_posterior_sample_refuses_an_x_beyond_the_simulations_instead_of_hanging():
+    """sbi's rejection loop never ends when the flow puts nothing inside the prior at x; the compat
+    Posterior says why at once, and draws as before (same RNG stream) where the mass is inside."""
+    from types import SimpleNamespace
+
+    import torch
+    from sbi.utils import BoxUniform
+
+    from tvbinv_hpc.compat.estimator import Posterior
+
+    class Flow:   # sbi's sample API; `outside` shifts every unrejected draw out of the unit box
+        prior = BoxUniform(torch.zeros(2), torch.ones(2))
+
+        def __init__(self, outside):
+            self.outside = outside
+
+        def sample(self, shape, x=None, reject_outside_prior=True, **kw):
+            theta = 0.5 + 0.1 * torch.randn(torch.Size(shape).numel(), 2)
+            if not reject_outside_prior:
+                theta[:, 0] += 3.0 * self.outside
+            return theta
+
+    def post(outside):
+        return Posterior(SimpleNamespace(posterior=Flow(outside), param_names=["a", "b"], feature_names=["f"]))
+
+    with pytest.raises(TvbinvError, match="rejection sampling would not end"):
+        post(True).sample((10,), x=[0.0], seed=1)
+    assert post(True).sample((10,), x=[0.0], seed=1, reject_outside_prior=False).shape == (10, 2)
+    torch.manual_seed(1)
+    expected = 0.5 + 0.1 * torch.randn(10, 2)
+    torch.testing.assert_close(post(False).sample((10,), x=[0.0], seed=1), expected)

@@ -97,6 +97,16 @@ class Posterior:
         xt = self._x(x)
         if seed is not None:
             torch.manual_seed(int(seed))
+        if kwargs.get("reject_outside_prior", True) and hasattr(self.posterior, "prior"):
+            from tvbinv_hpc.inference.train import MIN_ACCEPTANCE, mass_inside_prior
+
+            # sbi's rejection loop never ends when the flow puts (almost) nothing inside the prior at x.
+            mass = mass_inside_prior(self.posterior, xt)
+            if mass < MIN_ACCEPTANCE:
+                raise TvbinvError(
+                    f"at this x only {100 * mass:.3g} % of the posterior's mass lies inside the prior, so "
+                    "rejection sampling would not end: x lies beyond what the simulations cover. Widen the "
+                    "prior or change the model; reject_outside_prior=False draws from the flow anyway.")
         with torch.no_grad():
             return self.posterior.sample(shape, x=xt, show_progress_bars=show_progress_bars, **kwargs)
 

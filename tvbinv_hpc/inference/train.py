@@ -457,6 +457,13 @@ def _draw(posterior: Any, n: int, x: torch.Tensor) -> torch.Tensor:
     return posterior.sample((n,), x=x, show_progress_bars=False, reject_outside_prior=False)
 
 
+def mass_inside_prior(posterior: Any, x: torch.Tensor) -> float:
+    """Share of the flow's mass at ``x`` inside the prior's support, from PROBE_DRAWS unrejected draws made
+    on a forked RNG (the caller's draws stay what they would have been)."""
+    with quiet_sampling(), torch.random.fork_rng():
+        return float(_inside(posterior.prior, _draw(posterior, PROBE_DRAWS, x)).float().mean())
+
+
 def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
                      max_sampling_time: float | None = None, info: dict | None = None) -> np.ndarray:
     """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed.
