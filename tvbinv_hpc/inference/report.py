@@ -252,7 +252,7 @@ def build_summary(result: dict) -> dict:
     return summary
 
 
-MIN_MASS_INSIDE = 0.9   # a flow trained inside the prior box that leaks more than this at x_obs extrapolates
+MIN_MASS_INSIDE = 0.9   # a flow that keeps less of its mass than this inside the prior box at x_obs extrapolates
 
 
 def sampling_warning(sampling: dict) -> str:
