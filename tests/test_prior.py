@@ -31,6 +31,16 @@ def test_rows_depend_only_on_seed_and_index(prior):
     assert not np.array_equal(all_rows, prior.sample(np.arange(50), 12))
 
 
+def test_uniforms_are_a_philox_stream_per_seed_and_index(prior):
+    """The stored theta of existing stores: row i is Generator(Philox(SeedSequence([seed, stream, i])))."""
+    from tvbinv_hpc.prior import PRIOR_STREAM
+
+    index = np.array([0, 5, 123456, 2**40])
+    want = [np.random.Generator(np.random.Philox(np.random.SeedSequence([3, PRIOR_STREAM, int(i)]))).random(prior.dim)
+            for i in index]
+    assert np.array_equal(prior.uniforms(index, 3), np.array(want))
+
+
 def test_marginals_match_their_distributions(prior):
     th = prior.sample(np.arange(4000), 3)
     assert stats.kstest(th[:, 0], stats.uniform(0.1, 1.1).cdf).pvalue > 1e-3

@@ -86,6 +86,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from tvbinv_hpc.inference import bench as train_bench
 
         return train_bench.main([a for a in rest if a != "--train"]) or 0
+    if "--store" in rest:
+        from tvbinv_hpc import bench_store
+
+        return bench_store.main([a for a in rest if a != "--store"]) or 0
     if "--scaling" in rest:
         from tvbinv_hpc import bench_scaling
 
@@ -141,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = verb("bench", cmd_bench, "time our engine against TVB's NbMPRBackend (same process, one core); "
               "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share; "
               "with --train: NPE training time on 10^4 simulations; with --stability: diverged fraction "
-              "of the fixed and adaptive schemes at the seed's settings")
+              "of the fixed and adaptive schemes at the seed's settings; with --store: store operations and "
+              "per-rank memory at 10^4 and 10^6 rows")
     sp.add_argument("bench_args", nargs=argparse.REMAINDER,
                     help="options passed to the benchmark (`bench -- --help`, `bench --scaling --help`)")
     sp = verb("launch", cmd_launch, "run a verb under mpiexec with the flags this machine needs "

@@ -143,7 +143,7 @@ def ensure_store(s: Setup) -> Path:
         log.info("creating %s: %d rows (%d held out for diagnostics), %d parameters, %d features",
                  path, n, n_test, s.prior.dim, len(s.features.names))
         store.create(path, store.Layout(
-            theta=s.prior.sample(np.arange(n), s.seed), split=split, param_names=s.prior.names,
+            theta=lambda a, b: s.prior.sample(np.arange(a, b), s.seed), split=split, param_names=s.prior.names,
             feature_names=s.features.names, n_regions=s.engine.n_regions, n_bold=s.engine.n_bold,
             tr_ms=s.engine.tr_ms, save_bold=s.cfg["store"]["save_bold"], config_text=config_mod.dumps(s.cfg),
             config_hash=chash, store_view=view, meta=_meta()))
@@ -193,22 +193,23 @@ def _train(s: Setup, force: bool, obs: list[Observation] | None = None) -> None:
         if not force and inference.is_trained(path, chash):
             log.info("train: %s is up to date, skipping (use --force to retrain)", path)
             return
-        rows = store.read_rows(s.cfg["store"]["path"], split=store.TRAIN, ok_only=False)
-        status = rows["status"][rows["index"]]
+        # the ok train rows only, as float32 (what sbi trains on): no second copy of a 10^6-row split
+        rows = store.read_rows(s.cfg["store"]["path"], split=store.TRAIN, ok_only=True, dtype=np.float32)
+        status = rows["status"][rows["split"] == store.TRAIN]
         if (status == store.PENDING).any():
             raise TvbinvError(f"{int((status == store.PENDING).sum())} training rows are still pending: "
                               "run `tvbinv-hpc simulate` first")
-        ok = status == store.OK
+        n_ok = rows["index"].size
         log.info("train: %d train rows, %d ok, %d diverged, %d with non-finite features (excluded)",
-                 status.size, ok.sum(), (status == store.DIVERGED).sum(), (status == store.ERROR).sum())
+                 status.size, n_ok, (status == store.DIVERGED).sum(), (status == store.ERROR).sum())
         observed = obs if obs is not None else observe_all(s) if observation_configured(s.cfg) else []
-        for o in observed if ok.any() else []:
-            _prior_check(s, rows["x"][ok], o.x, o.name)
+        for o in observed if n_ok else []:
+            _prior_check(s, rows["x"], o.x, o.name)
         settings = dict(s.cfg["train"])
         if settings.get("seed") is None:
             settings["seed"] = s.seed
         trained = inference.train_posterior(
-            rows["theta"][ok], rows["x"][ok], s.prior.torch(), settings, param_names=s.prior.names,
+            rows["theta"], rows["x"], s.prior.torch(), settings, param_names=s.prior.names,
             feature_names=s.features.names, prior_spec=s.prior.to_spec(),
             meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": settings["seed"],
                   "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node
@@ -216,7 +217,7 @@ def _train(s: Setup, force: bool, obs: list[Observation] | None = None) -> None:
         inference.save_posterior(path, trained)
         log.info("train: saved %s", path)
 
-    mpi.lead(task, {})
+    _lead_on_node(task, {})
 
 
 def _train_hash(s: Setup) -> str:
@@ -305,7 +306,19 @@ def _diagnose(s: Setup, obs: list[Observation] | None, force: bool) -> dict[str,
         log.info("diagnose: wrote %s", outdir)
         return summary
 
-    return mpi.lead(task, services)
+    return _lead_on_node(task, services)
+
+
+def _lead_on_node(task: Any, services: dict[str, Any]) -> Any:
+    """``mpi.lead`` with rank 0 allowed on every core the job's ranks own on its node (they sleep while it
+    trains or samples; torch's ``threads = 0`` then counts those cores)."""
+    allowed = mpi.node_cpus()
+
+    def on_node() -> Any:
+        with mpi.cpus(allowed):
+            return task()
+
+    return mpi.lead(on_node, services)
 
 
 def _diagnose_inputs(s: Setup) -> dict[str, Any]:

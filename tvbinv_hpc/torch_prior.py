@@ -5,6 +5,7 @@ so sbi's rejection of posterior samples outside the prior works per dimension.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -66,7 +67,14 @@ class IndependentPrior(Distribution):
 
     def sample(self, sample_shape: torch.Size = _SCALAR) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.event_shape
-        return self.icdf(torch.rand(shape))
+        return self.icdf(torch.rand(shape, device=self.low.device))
+
+    def to(self, device: Any) -> IndependentPrior:
+        """A copy whose parameters live on ``device`` (sbi trains against a prior on its own device)."""
+        out = copy.copy(self)
+        for name in ("kind", "loc", "scale", "low", "high", "cdf_lo", "cdf_hi"):
+            setattr(out, name, getattr(self, name).to(device))
+        return out
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         v = value

@@ -65,3 +65,35 @@ def test_bad_diagnose_values_name_their_key(section, key):
     with pytest.raises(ConfigError) as err:
         validate_diagnose(section)
     assert err.value.key == key
+
+
+def test_train_device_is_decided_before_compute(monkeypatch):
+    import torch
+
+    assert validate_train({})["device"] == "cpu"
+    for bad in ("gpu", "cuda:x", 0):
+        with pytest.raises(ConfigError, match="train.device"):
+            validate_train({"device": bad})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert validate_train({"device": "auto"})["device"] == "cpu"
+    with pytest.raises(ConfigError, match="sees 0 CUDA device"):
+        validate_train({"device": "cuda"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert validate_train({"device": "auto"})["device"] == "cuda"
+    assert validate_train({"device": "cuda:1"})["device"] == "cuda:1"
+    with pytest.raises(ConfigError, match="'cuda:2' requested"):
+        validate_train({"device": "cuda:2"})
+
+
+def test_prior_moves_to_the_training_device():
+    from tvbinv_hpc.inference.train import _prior_on
+    from tvbinv_hpc.prior import Prior
+
+    prior = Prior({"coupling.a": {"dist": "uniform", "low": 0.0, "high": 1.0, "shape": "scalar"},
+                   "model.eta": {"dist": "truncnormal", "loc": -4.6, "scale": 0.3, "low": -5.0, "high": -4.0,
+                                 "shape": "scalar"}}, 1).torch()
+    assert _prior_on(prior, "cpu") is prior
+    moved = _prior_on(prior, "meta")   # a device every torch build has, standing in for a GPU here
+    assert moved.low.device.type == "meta" and moved.sample((3,)).device.type == "meta"
+    assert prior.low.device.type == "cpu"  # the original stays where it was

@@ -50,3 +50,17 @@ def test_agree_serial():
     assert mpi.agree(True) is True
     assert mpi.agree(False) is False
 
+
+
+def test_rank0_may_use_the_node_cpus_while_it_leads():
+    import os
+
+    from tvbinv_hpc.parallel import mpi
+
+    before = os.sched_getaffinity(0)
+    assert mpi.node_cpus() == before           # one process: its own mask
+    with mpi.cpus({min(before)}):
+        assert os.sched_getaffinity(0) == {min(before)}
+    assert os.sched_getaffinity(0) == before   # restored
+    with mpi.cpus({10**6}):                    # a CPU this process cannot have: left as it was
+        assert os.sched_getaffinity(0) == before

@@ -2,6 +2,8 @@
 --diagnose) the [diagnose] defaults on 200 test rows.
 
 Run: ``tvbinv-hpc bench --train [--estimator maf] [--diagnose]``   (target: maf <= 60 s)
+At scale: ``tvbinv-hpc bench --train --rows 100000 --features 100 --params 10 --threads 0 [--device auto]``
+(threads 0: every core this process may use).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ def _simulate(theta: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> np.
     return np.tanh(theta @ w) + 0.1 * theta[:, [0]] ** 2 + noise
 
 
-def run(estimator: str = "maf", run_diagnose: bool = False) -> None:
+def run(estimator: str = "maf", run_diagnose: bool = False, n: int = 10_000, k: int = 20, d: int = 3,
+        threads: int = 1, device: str = "cpu", max_epochs: int = 1000) -> None:
     import torch
     from sbi.utils import BoxUniform
 
     from tvbinv_hpc.inference import diagnose, train_posterior
+    from tvbinv_hpc.inference.train import resolve_threads
 
-    torch.set_num_threads(1)
+    threads = resolve_threads(threads)
+    torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    n, d, k = 10_000, 3, 20
     theta = rng.uniform(0, 1, (n, d))
     w = rng.standard_normal((d, k))
     x = _simulate(theta, w, rng)
@@ -37,12 +41,15 @@ def run(estimator: str = "maf", run_diagnose: bool = False) -> None:
     os.chdir(tempfile.mkdtemp())  # prove nothing lands in the cwd
     names, feats = [f"p{i}" for i in range(d)], [f"f{j}" for j in range(k)]
     t0, c0 = time.perf_counter(), time.process_time()
-    trained = train_posterior(theta, x, prior, {"density_estimator": estimator, "threads": 1, "seed": 0},
+    theta, x = theta.astype(np.float32), x.astype(np.float32)  # as training reads the store
+    trained = train_posterior(theta, x, prior, {"density_estimator": estimator, "threads": threads, "seed": 0,
+                                                "device": device, "max_epochs": max_epochs},
                               param_names=names, feature_names=feats, prior_spec={},
                               meta={"config_hash": "b"})
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0   # cpu: robust to a busy machine
     s = trained.summary
-    print(f"{estimator}: {n} sims x {k} features x {d} params, 1 thread: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+    print(f"{estimator}: {n} sims x {k} features x {d} params, {threads} thread(s), device {device}: "
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU, "
           f"{s['epochs']} epochs ({wall / s['epochs']:.3f} s/epoch), "
           f"best val loss {s['best_validation_loss']:.3f}")
     if run_diagnose:
@@ -62,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tvbinv-hpc bench --train", description=__doc__.splitlines()[0])
     ap.add_argument("--estimator", default="maf", help="sbi density estimator (default maf)")
     ap.add_argument("--diagnose", action="store_true", help="also time diagnose with its defaults")
+    ap.add_argument("--rows", type=int, default=10_000, help="simulations (default 10000)")
+    ap.add_argument("--features", type=int, default=20, help="summary statistics per simulation (default 20)")
+    ap.add_argument("--params", type=int, default=3, help="parameters (default 3)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: every core; default 1)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    ap.add_argument("--max-epochs", type=int, default=1000, help="upper bound on epochs (default 1000)")
     a = ap.parse_args(argv)
-    run(a.estimator, a.diagnose)
+    from tvbinv_hpc.inference.settings import validate_train
+
+    device = validate_train({"device": a.device})["device"]
+    run(a.estimator, a.diagnose, a.rows, a.features, a.params, a.threads, device, a.max_epochs)
     return 0

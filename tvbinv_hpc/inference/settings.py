@@ -7,6 +7,7 @@ wrong types or out-of-range values, so a job fails on rank 0 before any simulati
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from tvbinv_hpc.errors import ConfigError
@@ -40,6 +41,8 @@ TRAIN_DEFAULTS: dict[str, tuple[Any, str]] = {
     "clip_max_norm": (5.0, "gradient norm clipping (0 = off)"),
     "seed": (None, "torch seed for initialisation, split and batches (unset = the run seed)"),
     "threads": (0, "torch threads on rank 0 (0 = cores of this job on the node / ranks on the node)"),
+    "device": ("cpu", "where the flow trains: cpu, cuda (cuda:N) or auto (cuda when torch sees a GPU); the "
+                      "trained flow is moved to the CPU for saving, sampling and diagnostics"),
     "tensorboard": (False, "write TensorBoard logs into the output directory"),
 }
 
@@ -110,7 +113,27 @@ def validate_train(section: dict | None) -> dict:
     if out["seed"] is not None:
         _int(out, "train", "seed", 0)
     _bool(out, "train", "tensorboard")
+    out["device"] = _device(out["device"])
     return out
+
+
+def _device(value: Any) -> str:
+    """A torch device name this process can train on, decided before any simulation runs."""
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+        raise ConfigError("train.device", f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {value!r}")
+    if value == "cpu":
+        return value
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if value == "auto":
+        return "cuda" if gpus else "cpu"
+    index = int(value.split(":")[1]) if ":" in value else 0
+    if index >= gpus:
+        raise ConfigError("train.device", f"{value!r} requested but torch {torch.__version__} sees "
+                                          f"{gpus} CUDA device(s) on this node (a CPU-only torch build, or no GPU "
+                                          "allotted to the job): use 'cpu' or 'auto'")
+    return value
 
 
 def validate_diagnose(section: dict | None) -> dict:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc.parallel import mpi, store
-from tvbinv_hpc.parallel.counter import Counter
+from tvbinv_hpc.parallel.counter import Counter, WorkList
 from tvbinv_hpc.parallel.progress import Progress
 from tvbinv_hpc.stats.quality import TREND_THRESHOLD, dominated_by_startup
 
@@ -61,13 +61,22 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     t0 = time.monotonic()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
-    def todo() -> tuple[np.ndarray, np.ndarray, int, int]:
+    # Only rank 0 reads the status column (1 byte per row) and keeps the pending row numbers; the other
+    # ranks get their batch's rows from it (WorkList) and that batch's theta from the file (ThetaReader):
+    # per-rank memory is O(batch) whatever n.
+    pending: dict[str, np.ndarray] = {}
+
+    def todo() -> tuple[int, int, int, int, tuple[int, int]]:
         with store._h5py().File(path, "r") as f:
             status = f["status"][...]
-            rows = np.flatnonzero(status == store.PENDING)
-            return rows, f["theta"][...][rows], int(status.size), int(np.sum(status == store.DIVERGED))
+        pending["rows"] = np.flatnonzero(status == store.PENDING)
+        offset, shape = store.theta_location(path)
+        return (int(pending["rows"].size), int(status.size), int(np.sum(status == store.DIVERGED)),
+                offset, shape)
 
-    rows_all, theta_all, n_total, n_diverged_before = mpi.decide(todo)
+    n_pending, n_total, n_diverged_before, theta_offset, theta_shape = mpi.decide(todo)
+    worklist = WorkList(comm, pending.pop("rows", None))
+    thetas = store.ThetaReader(path, theta_offset, theta_shape)
     mode = writer_mode(writer, comm)
     threads = comm.allgather(setup.engine.threads)
     if rank == 0:
@@ -78,7 +87,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     stop = mpi.stop_request()
     counter = Counter(comm)
     w = store.Writer(path, comm, "mpio" if mode == "mpio" else "serial")
-    bar = Progress(n_total, n_total - rows_all.size, progress if rank == 0 else "none", interval, what,
+    bar = Progress(n_total, n_total - n_pending, progress if rank == 0 else "none", interval, what,
                    already_diverged=n_diverged_before)
     B = setup.engine.rows_per_batch(setup.batch_size)   # whole lane groups for every thread
     done = diverged = finished_ranks = 0
@@ -111,10 +120,10 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 counter.exhaust()
                 break
             start = counter.take(B)
-            if start >= rows_all.size:
+            if start >= n_pending:
                 break
-            rows = rows_all[start:start + B]
-            x, status, bold = simulate_batch(setup, theta_all[start:start + B], offset + rows)
+            rows = worklist.get(start, B)
+            x, status, bold = simulate_batch(setup, thetas.read(rows), offset + rows)
             if _TEST_DELAY:
                 time.sleep(_TEST_DELAY)
             keep_bold = bold if w.has_bold else None
@@ -149,10 +158,13 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
         bar.update(done, diverged, force=True)
         bar.close()
         counter.free()
+        worklist.free()
+        thetas.close()
         wall = time.monotonic() - t0
         write_all = comm.gather(write_s, root=0)
         trend_all = comm.gather(n_trend, root=0)
         hosts = comm.gather(mpi.hostname(), root=0)
+        peak_mb = comm.gather(peak_rss_mb(), root=0)
         record = None
         if rank == 0:
             counts = count_status(w.status() if w.f is not None else None, path)
@@ -161,7 +173,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "rows_done": done,
                 "rows_diverged": diverged, "wall_seconds": round(wall, 3), "stopped_by_signal": stopped,
                 "writer": mode, "write_seconds_max": round(max(write_all), 4), "batch_size": B,
-                "threads": threads,
+                "threads": threads, "peak_rss_mb": peak_mb, "worklist_bytes_rank0": worklist.nbytes_on_root,
                 "command": " ".join(sys.argv), "counts": counts, "rows_common_trend": int(sum(trend_all)),
             }
             if record["rows_common_trend"]:
@@ -191,6 +203,14 @@ def simulate_batch(setup: Any, theta: np.ndarray, index: np.ndarray) -> tuple[np
         x[ok] = setup.features.compute(res.bold[ok])
     status[ok & ~np.isfinite(x).all(axis=1)] = store.ERROR
     return x, status, res.bold
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB), recorded per rank in every session."""
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return round(kb / 1024.0, 1)
 
 
 def count_status(status: np.ndarray | None, path: str | Path) -> dict[str, int]:

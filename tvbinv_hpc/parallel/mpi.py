@@ -6,6 +6,7 @@ An unexpected exception on any rank prints that rank's traceback and aborts the 
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import re
@@ -124,6 +125,35 @@ def cores_per_rank() -> int:
         return max(1, min(ncpu, _slurm_cores_per_task()))
     # A launcher that binds ranks already shrank the affinity mask; then the division gives >= 1 anyway.
     return max(1, ncpu // local_size()) if ncpu > 1 else 1
+
+
+def node_cpus() -> set[int]:
+    """Collective: the CPUs that the ranks on this rank's node may use together (the union of their
+    affinity masks: the cores a binding launcher or SLURM's cgroup gave the job on this node)."""
+    try:
+        mine = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS: no masks
+        mine = list(range(os.cpu_count() or 1))
+    host = hostname()
+    return {cpu for h, cpus in comm().allgather((host, mine)) if h == host for cpu in cpus}
+
+
+@contextlib.contextmanager
+def cpus(allowed: set[int]):
+    """Inside, this thread (and the threads it starts, e.g. torch's) may run on ``allowed``.
+
+    Rank 0 trains and samples while the other ranks sleep: under a launcher that binds each rank to a
+    core, it would otherwise train on one core of a node the job owns."""
+    try:
+        before = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, allowed)
+    except (AttributeError, OSError):  # no affinity API, or CPUs outside this process's cpuset
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _env_count(var: str) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ PENDING, OK, DIVERGED, ERROR = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", OK: "ok", DIVERGED: "diverged", ERROR: "error (features not finite)"}
 TRAIN, TEST = 0, 1
 ROW_DATASETS = ("theta", "x", "status", "split")
+# Rows per read/write chunk: 65,536 rows x 100 float64 = 52 MB, so no operation on a 10^6-row store holds
+# more than a chunk of theta or x beyond what its caller asked for.
+CHUNK_ROWS = 1 << 16
 
 
 def _h5py() -> Any:
@@ -61,9 +65,10 @@ def _dataset(f: Any, name: str, shape: tuple[int, ...], dtype: Any, fill: Any = 
 
 @dataclass
 class Layout:
-    """Everything fixed when a store is created."""
+    """Everything fixed when a store is created. ``theta``: the (n, d) array, or a function of
+    (start, stop) giving those rows, so that a 10^6-row store is written chunk by chunk."""
 
-    theta: np.ndarray
+    theta: np.ndarray | Callable[[int, int], np.ndarray]
     split: np.ndarray
     param_names: list[str]
     feature_names: list[str]
@@ -86,7 +91,7 @@ def create(path: str | Path, layout: Layout) -> None:
         raise TvbinvError(f"refusing to overwrite existing file {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    n, d = layout.theta.shape
+    n, d = layout.split.size, len(layout.param_names)
     k = len(layout.feature_names)
     try:
         with h5py.File(tmp, "w") as f:
@@ -99,7 +104,13 @@ def create(path: str | Path, layout: Layout) -> None:
                 "created": layout.meta.get("created", ""), "versions": json.dumps(layout.meta.get("versions", {})),
                 "status_codes": json.dumps({str(c): s for c, s in STATUS_NAMES.items()}),
             })
-            _dataset(f, "theta", (n, d), "f8", np.nan, units="prior parameter values")[...] = layout.theta
+            theta = _dataset(f, "theta", (n, d), "<f8", np.nan, units="prior parameter values")
+            for a in range(0, n, CHUNK_ROWS):
+                b = min(n, a + CHUNK_ROWS)
+                rows = layout.theta(a, b) if callable(layout.theta) else layout.theta[a:b]
+                if np.shape(rows) != (b - a, d):
+                    raise TvbinvError(f"theta rows {a}:{b} have shape {np.shape(rows)}, expected {(b - a, d)}")
+                theta[a:b] = rows
             _dataset(f, "x", (n, k), "f8", np.nan, units="summary statistics (feature_names)")
             _dataset(f, "status", (n,), "i1", PENDING, codes=json.dumps(STATUS_NAMES))
             _dataset(f, "split", (n,), "i1", TRAIN, codes='{"0": "train", "1": "test"}')[...] = layout.split
@@ -218,8 +229,13 @@ class Writer:
             self.f = None
 
 
-def read_rows(path: str | Path, *, split: int | None = None, ok_only: bool = True) -> dict[str, Any]:
-    """theta, x, status, split (and names) of the selected rows, read-only."""
+def read_rows(path: str | Path, *, split: int | None = None, ok_only: bool = True,
+              dtype: Any = np.float64) -> dict[str, Any]:
+    """theta, x (as ``dtype``), status, split (and names) of the selected rows, read-only.
+
+    Read chunk by chunk into arrays of the selected rows only: the peak is the result plus one chunk,
+    not the whole store (training on the train split of a 10^6-row store reads 90 % of it, once).
+    """
     h5py = _h5py()
     read_header(path)
     with h5py.File(path, "r") as f:
@@ -231,10 +247,70 @@ def read_rows(path: str | Path, *, split: int | None = None, ok_only: bool = Tru
             sel &= sp == split
         idx = np.flatnonzero(sel)
         return {
-            "index": idx, "theta": f["theta"][...][idx], "x": f["x"][...][idx], "status": status,
+            "index": idx, "theta": _select(f["theta"], sel, idx.size, dtype),
+            "x": _select(f["x"], sel, idx.size, dtype), "status": status,
             "split": sp, "param_names": json.loads(f.attrs["param_names"]),
             "feature_names": json.loads(f.attrs["feature_names"]), "config_hash": f.attrs["config_hash"],
         }
+
+
+def _select(ds: Any, sel: np.ndarray, count: int, dtype: Any) -> np.ndarray:
+    out = np.empty((count, *ds.shape[1:]), dtype=dtype)
+    at = 0
+    for a in range(0, sel.size, CHUNK_ROWS):
+        s = sel[a:a + CHUNK_ROWS]
+        m = int(s.sum())
+        if m:
+            out[at:at + m] = ds[a:a + s.size][s]
+            at += m
+    return out
+
+
+def theta_location(path: str | Path) -> tuple[int, tuple[int, int]]:
+    """(byte offset, shape) of the store's theta: a contiguous little-endian float64 block at a fixed
+    place in the file (allocated at creation), which ``ThetaReader`` reads without HDF5."""
+    with _h5py().File(path, "r") as f:
+        ds = f["theta"]
+        offset = ds.id.get_offset()
+        if offset is None or ds.chunks is not None or ds.dtype != np.dtype("<f8"):
+            raise InputError(f"{path}: theta is not a contiguous float64 dataset (not made by tvbinv_hpc?)")
+        return int(offset), (int(ds.shape[0]), int(ds.shape[1]))
+
+
+class ThetaReader:
+    """The theta of given rows, read with ``pread`` from the byte range the store fixed at creation.
+
+    Why not HDF5: in root-writer mode the other ranks must not open a file that rank 0 holds for
+    writing, and a thousand ranks opening one HDF5 file each read its metadata at once (a known storm
+    on parallel file systems). theta never changes after creation, so the raw bytes are safe to read
+    while rows are being written elsewhere in the file. Each rank holds one batch of theta, never O(n).
+    """
+
+    def __init__(self, path: str | Path, offset: int, shape: tuple[int, int]):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset, (self.n, self.d) = offset, shape
+        self.row_bytes = 8 * self.d
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((rows.size, self.d), dtype="<f8")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n):
+            raise IndexError(f"rows outside 0..{self.n - 1}")
+        order = np.argsort(rows, kind="stable")
+        srt = rows[order]
+        runs = np.split(np.arange(srt.size), np.flatnonzero(np.diff(srt) != 1) + 1) if srt.size else []
+        for r in runs:  # one read per contiguous run of rows
+            first, count = int(srt[r[0]]), r.size
+            buf = os.pread(self.fd, count * self.row_bytes, self.offset + first * self.row_bytes)
+            if len(buf) != count * self.row_bytes:
+                raise InputError(f"store truncated: theta rows {first}..{first + count - 1} unreadable")
+            out[order[r]] = np.frombuffer(buf, dtype="<f8").reshape(count, self.d)
+        return out
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def sessions(path: str | Path) -> list[dict[str, Any]]:
