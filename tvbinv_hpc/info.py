@@ -42,6 +42,15 @@ def _tvb_version() -> str:
         return "missing"
 
 
+def _torch_devices() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"cpu only (torch {torch.__version__} sees no CUDA device)"
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return "cpu, " + ", ".join(f"cuda:{i} {n}" for i, n in enumerate(names))
+
+
 def report(comm: Any) -> str:
     """Gathers every rank's host and thread settings so that the printed report covers the whole job."""
     from tvbinv_hpc.parallel import mpi
@@ -66,6 +75,7 @@ def report(comm: Any) -> str:
                  f"threads per rank {per_rank}")
     lines.append(f"  simulation   {comm.Get_size()} rank(s) x {per_rank} thread(s) = {sum(threads)} threads "
                  "(budget.threads 'auto')")
+    lines.append(f"  training     rank 0, torch device(s): {_torch_devices()} ([train] device)")
     if len({r[2:] for r in ranks}) > 1:
         lines.append("  WARNING: ranks run different numpy/h5py versions")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ def status_text(path: str | Path) -> str:
         lines.append(f"    #{i}: {r['start']} -> {r['end']}, {r['ranks']} ranks on {', '.join(r['hosts'])}, "
                      f"{r['rows_done']} rows ({r['rows_diverged']} diverged) in {r['wall_seconds']:.1f} s "
                      f"= {rate:.2f} rows/s, writer {r['writer']}"
+                     + (f", peak memory per rank <= {max(r['peak_rss_mb']):.0f} MB" if r.get("peak_rss_mb") else "")
                      + (", stopped by signal" if r.get("stopped_by_signal") else ""))
     pending = int(np.sum(status == store.PENDING))
     lines.append("  complete" if pending == 0 else f"  {pending} rows pending: run simulate again to finish")

@@ -75,6 +75,8 @@ def test_threads_per_rank_do_not_change_results(run_mpi, run_cli, tmp_path, refe
     assert_same_store(reference[0], tmp_path / "out" / "store.h5")
     rec = store.sessions(tmp_path / "out" / "store.h5")[-1]
     assert rec["threads"] == [threads] * ranks and rec["batch_size"] == -(-batch // (4 * threads)) * 4 * threads
+    assert len(rec["peak_rss_mb"]) == ranks and all(50 < mb < 4000 for mb in rec["peak_rss_mb"])
+    assert rec["worklist_bytes_rank0"] == 4 * N_SIMS   # every row pending, as 4-byte row numbers
 
 
 def test_root_writer_gives_the_same_store(run_mpi, tmp_path, reference):
