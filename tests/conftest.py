@@ -1,10 +1,17 @@
 """Fixtures shared by every test folder; the helpers live in tvbinv_support.py (a unique module name)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from tvbinv_support import ROOT, SMALL_TOML, cli, mpiexec, write_small_connectome  # noqa: F401
+
+# Every process the tests start (mpiexec ranks, job scripts, SLURM jobs) finds tests/hooks/sitecustomize.py,
+# which slows batches down when a test sets TVBINV_TEST_BATCH_DELAY.
+_HOOKS = str(Path(__file__).parent / "hooks")
+os.environ["PYTHONPATH"] = os.pathsep.join([_HOOKS] + [p for p in os.environ.get("PYTHONPATH", "").split(
+    os.pathsep) if p and p != _HOOKS])
 
 
 @pytest.fixture

