@@ -47,7 +47,8 @@ fi
 
 # torch: exactly the CPU build (an open range pulls a multi-GB CUDA build).
 "${PIP[@]}" install 'torch==2.13.0'
-"${PIP[@]}" install --no-build-isolation -e '.[test]'
+# dask: the run_dask tests need it (an optional extra for users)
+"${PIP[@]}" install --no-build-isolation -e '.[test,dask]'
 "$VENV/bin/python" -c 'import h5py; print("[install] h5py MPI-enabled:", h5py.get_config().mpi)'
 touch "$VENV/.tvbinv-installed"
 say "done"

@@ -10,7 +10,7 @@ from typing import Any
 from tvbinv_hpc._version import __version__
 
 _COMPAT = ("Prior", "PytorchPrior", "SimSeq", "sbiModel", "SBIModel", "Metric", "BoldFCDForSBI", "RunSummary",
-           "run_local", "run_mpi", "EstimatorSBI", "Posterior", "SummaryStats", "shrinkage", "zscore")
+           "run_local", "run_mpi", "run_dask", "EstimatorSBI", "Posterior", "SummaryStats", "shrinkage", "zscore")
 
 __all__ = ["__version__", *_COMPAT]
 

@@ -27,7 +27,8 @@ def status_text(path: str | Path) -> str:
     lines.append(f"  sessions: {len(sess)}")
     for i, r in enumerate(sess):
         rate = r["rows_done"] / r["wall_seconds"] if r.get("wall_seconds") else 0.0
-        lines.append(f"    #{i}: {r['start']} -> {r['end']}, {r['ranks']} ranks on {', '.join(r['hosts'])}, "
+        who = f"{r['workers']} dask workers" if r.get("backend") == "dask" else f"{r['ranks']} ranks"
+        lines.append(f"    #{i}: {r['start']} -> {r['end']}, {who} on {', '.join(r['hosts'])}, "
                      f"{r['rows_done']} rows ({r['rows_diverged']} diverged) in {r['wall_seconds']:.1f} s "
                      f"= {rate:.2f} rows/s, writer {r['writer']}"
                      + (f", peak memory per rank <= {max(r['peak_rss_mb']):.0f} MB" if r.get("peak_rss_mb") else "")

@@ -1,4 +1,4 @@
-"""tvb-inversion's API (PytorchPrior, sbiModel, SimSeq, metrics, run_local, EstimatorSBI, shrinkage,
+"""tvb-inversion's API (PytorchPrior, sbiModel, SimSeq, metrics, run_local, run_dask, EstimatorSBI, shrinkage,
 zscore) as thin layers over tvbinv_hpc's engine, store, driver and inference code.
 
 ``tvbinv_hpc.compat.tvb_inversion`` mirrors tvb-inversion's module paths (``tvb_inversion.sbi``, ``.utils``,
@@ -16,7 +16,7 @@ _LAZY = {
     "Prior": "prior", "PytorchPrior": "prior",
     "SimSeq": "model", "sbiModel": "model", "SBIModel": "model",
     "Metric": "metrics", "BoldFCDForSBI": "metrics",
-    "RunSummary": "run", "run_local": "run", "run_mpi": "run",
+    "RunSummary": "run", "run_local": "run", "run_mpi": "run", "run_dask": "dask_run",
     "EstimatorSBI": "estimator", "Posterior": "estimator", "SummaryStats": "estimator",
 }
 _INFERENCE = ("shrinkage", "zscore")  # re-exported from tvbinv_hpc.inference

@@ -1,15 +1,17 @@
-"""``tvb_inversion.utils``: ``run_local`` (tvb-inversion's signature, tvbinv_hpc's engine and store) and
-``data_path``, which finds tvb-inversion's demo data files (``data_input_files``) for its notebooks."""
+"""``tvb_inversion.utils``: ``run_local`` and ``run_dask`` (tvb-inversion's signatures, tvbinv_hpc's engine
+and store) and ``data_path``, which finds tvb-inversion's demo data files (``data_input_files``) for its
+notebooks."""
 from __future__ import annotations
 
 import importlib.util
 import os
 from pathlib import Path
 
+from tvbinv_hpc.compat.dask_run import run_dask
 from tvbinv_hpc.compat.run import run_local, run_mpi
 from tvbinv_hpc.errors import InputError
 
-__all__ = ["DATA_ENV", "data_folders", "data_path", "run_local", "run_mpi"]
+__all__ = ["DATA_ENV", "data_folders", "data_path", "run_dask", "run_local", "run_mpi"]
 
 DATA_ENV = "TVB_INVERSION_DATA"  # a folder holding tvb-inversion's data_input_files (or stand-ins)
 
