@@ -175,7 +175,9 @@ def test_prior_names_and_columns():
     from tvbinv_hpc import PytorchPrior, sbiModel
 
     with pytest.raises(TvbinvError, match="not simulator attributes.*coupling.a"):
-        PytorchPrior(["coupling.G"], Uniform(0.1, 1.2))
+        PytorchPrior(["coupling_a"], Uniform(0.1, 1.2))
+    with pytest.raises(TvbinvError, match=r"'coupling.G' is not a numeric attribute.*Linear.*a, b"):
+        sbiModel(template(), PytorchPrior(["coupling.G"], Uniform(0.1, 1.2)))  # checked against the template
     with pytest.raises(TvbinvError, match=r"\.sample and \.log_prob"):
         PytorchPrior(["coupling.a"], object())
     with pytest.raises(TvbinvError, match="sizes"):

@@ -20,3 +20,15 @@ class ConfigError(TvbinvError):
 
 class InputError(TvbinvError):
     """A user-supplied file (connectome, observation, store) is missing, foreign or malformed."""
+
+
+class UnsupportedError(TvbinvError):
+    """A TVB Simulator setting the numba engine cannot simulate (``setting``: its dotted name); the compat
+    API runs such templates through TVB's own simulator instead (sim.tvb_engine)."""
+
+    def __init__(self, setting: str, message: str):
+        self.setting = setting
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple:  # broadcast to every rank by pickling
+        return (type(self), (self.setting, self.args[0]))

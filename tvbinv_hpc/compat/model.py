@@ -1,8 +1,9 @@
 """tvb-inversion's statistical model and simulation sequence: a TVB Simulator template plus prior draws.
 
 A ``SimSeq`` is data (template, attribute names, theta, seed); iterating it yields configured copies of
-the TVB simulator with the values set, as tvb-inversion's does, but ``run_local`` never simulates through
-TVB: it builds tvbinv_hpc's engine from the template (``Engine.from_tvb``) and passes theta as overrides.
+the TVB simulator with the values set, as tvb-inversion's does.  ``run_local`` builds tvbinv_hpc's numba
+engine from the template (``Engine.from_tvb``) and passes theta as overrides; a template it cannot
+simulate (another model, coupling, integrator) runs through TVB's own simulator (sim.tvb_engine).
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ class SimSeq:
             prior = Prior(list(params), _Fixed(theta.shape[1]), sizes=sizes)
         else:
             theta = np.asarray(values, dtype=np.float64).reshape(-1, prior.dim)
-        prior.check_regions(n_regions_of(template))
+        n_regions_of(template)
+        prior.check_template(template)
         self.prior = prior
         self.params: list[str] = list(prior.params)
         self.names: list[str] = list(prior.names)
@@ -135,7 +137,8 @@ class sbiModel:  # noqa: N801 - tvb-inversion's spelling
     def __init__(self, sim: Any, prior: Prior):
         if not isinstance(prior, Prior):
             raise TvbinvError("sbiModel(sim, prior): prior must be a PytorchPrior / tvbinv_hpc Prior")
-        prior.check_regions(n_regions_of(sim))
+        n_regions_of(sim)
+        prior.check_template(sim)
         self.sim = sim
         self.prior = prior
 

@@ -6,15 +6,24 @@ attribute, N for a per-region vector (columns ``model.eta[0]`` ... ``model.eta[N
 inferred: one column per name when the sample has as many entries as there are names, else all columns to
 a single name.  The column names are exactly those of a ``[prior]`` table in a config (tvbinv_hpc.prior),
 so stores and posteriors read the same either way.
+
+Names are the numba engine's parameters (``tvbinv_hpc.sim.PARAMETERS``) or any other numeric attribute of
+the template's model, coupling or noise (``model.w``, ``coupling.midpoint``, ``integrator.noise.nsig``):
+``check_template`` checks them against the Simulator, and run_local simulates a seq that varies one of the
+latter with TVB's own simulator (tvbinv_hpc.sim.tvb_engine).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from tvbinv_hpc.errors import TvbinvError
+
+# model.X, coupling.X, integrator.noise.X: attributes a TVB template may have (checked by check_template)
+_TEMPLATE_ATTR = re.compile(r"(model|coupling|integrator\.noise)\.[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _known() -> dict[str, str]:
@@ -37,10 +46,11 @@ class Prior:
         if not names:
             raise TvbinvError("a prior needs at least one simulator attribute name, e.g. ['coupling.a']")
         known = _known()
-        bad = [n for n in names if n not in known]
+        bad = [n for n in names if n not in known and not _TEMPLATE_ATTR.fullmatch(str(n))]
         if bad:
             raise TvbinvError(f"prior names {bad} are not simulator attributes tvbinv_hpc can vary; "
-                              f"known: {', '.join(known)}")
+                              f"known: {', '.join(known)}, or another model.*, coupling.* or "
+                              "integrator.noise.* attribute of the TVB template")
         if len(set(names)) != len(names):
             raise TvbinvError(f"prior names must be unique, got {names}")
         if not (callable(getattr(dist, "sample", None)) and callable(getattr(dist, "log_prob", None))):
@@ -74,11 +84,27 @@ class Prior:
     def dim(self) -> int:
         return len(self.names)
 
-    def check_regions(self, n_regions: int) -> None:
-        """Each attribute's width must be 1 or N (nsig: also 2, one per state variable)."""
+    def check_template(self, sim: Any) -> None:
+        """Every name is a numeric attribute of the TVB Simulator ``sim``, of a width it takes."""
+        for attr in self.params:
+            *path, last = attr.split(".")
+            obj = sim
+            for p in path:
+                obj = getattr(obj, p, None)
+            value = getattr(obj, last, None)
+            # noise_seed is set per simulation from (seed, i): not a parameter
+            if value is None or last == "noise_seed" or not np.issubdtype(np.asarray(value).dtype, np.number):
+                where = ".".join(path) + (f" ({type(obj).__name__})" if obj is not None else "")
+                raise TvbinvError(f"prior name '{attr}' is not a numeric attribute of the template's {where}"
+                                  f"{_numeric_attrs(obj)}")
+        n_svar = len(getattr(getattr(sim, "model", None), "state_variables", ()) or ()) or 2
+        self.check_regions(int(np.asarray(sim.connectivity.weights).shape[0]), n_svar)
+
+    def check_regions(self, n_regions: int, n_svar: int = 2) -> None:
+        """Each attribute's width must be 1 or N (nsig: also one per state variable)."""
         for attr, sl in self.groups.items():
             k = sl.stop - sl.start
-            ok = (1, n_regions) + ((2,) if attr == "integrator.noise.nsig" else ())
+            ok = (1, n_regions) + ((n_svar,) if attr == "integrator.noise.nsig" else ())
             if k not in ok:
                 raise TvbinvError(f"prior name '{attr}' gets {k} columns; the simulator has {n_regions} "
                                   f"regions, so it takes {' or '.join(map(str, ok))}")
@@ -165,6 +191,13 @@ class Prior:
         """What identifies this prior in a store or posterior file (names, widths, the dist's repr)."""
         return {"params": list(self.params), "sizes": list(self.sizes), "names": list(self.names),
                 "dist": repr(self.dist)}
+
+
+def _numeric_attrs(obj: Any) -> str:
+    """'; its parameters: a, b' for a TVB object (its numeric declarative attributes), else ''."""
+    names = [n for n in getattr(type(obj), "declarative_attrs", ())
+             if n != "noise_seed" and np.issubdtype(np.asarray(getattr(obj, n, None)).dtype, np.number)]
+    return f"; its parameters: {', '.join(names)}" if names else ""
 
 
 class PytorchPrior(Prior):

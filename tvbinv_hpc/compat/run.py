@@ -26,7 +26,7 @@ import numpy as np
 
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError
+from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError, UnsupportedError
 from tvbinv_hpc.parallel import driver, mpi, store
 
 log = logging.getLogger("tvbinv_hpc")
@@ -72,16 +72,32 @@ def _val(a: Any) -> Any:
     return "sha256:" + hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]
 
 
-def describe_simulator(sim: Any) -> dict[str, Any]:
-    """The template's settings that the engine reads (configured or not, the same description)."""
+def _numeric(obj: Any, keys: Any = None) -> dict[str, Any]:
+    """A TVB object's numeric declarative attributes (or ``keys``) for the store view."""
+    names = keys if keys is not None else getattr(type(obj), "declarative_attrs", ())
+    out = {}
+    for k in names:
+        v = getattr(obj, k, None)
+        if v is not None and np.issubdtype(np.asarray(v).dtype, np.number) and k != "noise_seed":
+            out[k] = _val(v)
+    return out
+
+
+def describe_simulator(sim: Any, engine: str = "numba") -> dict[str, Any]:
+    """The template's settings that the engine reads (configured or not, the same description).  For the
+    numba engine the MPR keys it reads (the description older stores were made with); for TVB's simulator
+    (``engine="tvb"``) every numeric parameter of the model, coupling and noise."""
     from tvbinv_hpc.sim.params import MODEL_KEYS
 
     integ, conn = sim.integrator, sim.connectivity
     noise = getattr(integ, "noise", None)
-    return {
-        "model": type(sim.model).__name__, **{f"model.{k}": _val(getattr(sim.model, k)) for k in MODEL_KEYS},
-        "coupling": type(sim.coupling).__name__, "coupling.a": _val(sim.coupling.a),
-        "coupling.b": _val(sim.coupling.b), "integrator": type(integ).__name__, "integrator.dt": float(integ.dt),
+    every = engine != "numba"
+    model = _numeric(sim.model, None if every else MODEL_KEYS)
+    coupling = _numeric(sim.coupling, None if every else ("a", "b"))
+    out = {
+        "model": type(sim.model).__name__, **{f"model.{k}": v for k, v in model.items()},
+        "coupling": type(sim.coupling).__name__, **{f"coupling.{k}": v for k, v in coupling.items()},
+        "integrator": type(integ).__name__, "integrator.dt": float(integ.dt),
         "integrator.noise": type(noise).__name__ if noise is not None else "none",
         "integrator.noise.nsig": _val(noise.nsig) if noise is not None else 0.0,
         "simulation_length": float(sim.simulation_length),
@@ -90,6 +106,13 @@ def describe_simulator(sim: Any) -> dict[str, Any]:
         "monitors": [f"{type(m).__name__}({float(getattr(m, 'period', 0.0))})" for m in sim.monitors],
         "initial_conditions": "random" if sim.initial_conditions is None else _val(sim.initial_conditions),
     }
+    if every:
+        out["model.variables_of_interest"] = [str(v) for v in sim.model.variables_of_interest]
+        out.update({f"integrator.noise.{k}": v for k, v in _numeric(noise).items() if k != "nsig"}
+                   if noise is not None else {})
+        if getattr(sim, "stimulus", None) is not None:
+            out["stimulus"] = repr(sim.stimulus)
+    return out
 
 
 def store_path(filename: str | os.PathLike) -> Path:
@@ -116,11 +139,36 @@ def refuse_numpy_file(path: str | os.PathLike) -> None:
                          "or give run_local another filename for tvbinv_hpc's results.")
 
 
+# Settings whose refusal by the numba engine sends the template to TVB's simulator (they change the
+# dynamics); the others (monitors, surface) are refused by both engines.
+_TO_TVB = ("model", "coupling", "integrator", "integrator.noise", "integrator.noise.ntau", "connectivity.speed",
+           "stimulus")
+
+
+def make_engine(seq: SimSeq, **kw: Any) -> tuple[Any, str]:
+    """The numba Engine for the seq's template, or TVB's simulator (TVBEngine) where the numba engine cannot
+    simulate it; with the reason for the latter ('' for the numba engine).  ConfigError: a bad setting."""
+    from tvbinv_hpc.sim import PARAMETERS, Engine
+    from tvbinv_hpc.sim.tvb_engine import TVBEngine
+
+    try:
+        engine = Engine.from_tvb(seq.template, seed=seq.seed, **kw)
+        other = [p for p in seq.params if p not in PARAMETERS]
+        if not other:
+            return engine, ""
+        why = f"it does not vary {', '.join(other)}"
+    except UnsupportedError as exc:
+        if exc.setting not in _TO_TVB:
+            raise
+        why = str(exc)
+    return TVBEngine(seq.template, seed=seq.seed, **kw), why
+
+
 def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
           bold_transient: float, tavg_period: float | None, save_bold: bool,
-          test_fraction: float) -> tuple[_Setup, dict[str, Any]]:
-    """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError)."""
-    from tvbinv_hpc.sim import Engine
+          test_fraction: float, announce: bool = True) -> tuple[_Setup, dict[str, Any]]:
+    """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError).
+    ``announce``: log which engine runs (with TVB's simulator, after a short probe of its speed)."""
     from tvbinv_hpc.sim.defaults import NUMERICS
 
     if not isinstance(seq, SimSeq):
@@ -130,9 +178,8 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
     if not 0.0 <= float(test_fraction) < 1.0:
         raise TvbinvError(f"test_fraction must be in [0, 1), got {test_fraction}")
     try:
-        engine = Engine.from_tvb(seq.template, seed=seq.seed, ms_per_unit=float(ms_per_unit),
-                                 tavg_period=tavg_period, bold_tr=float(bold_tr),
-                                 bold_transient=float(bold_transient))
+        engine, why = make_engine(seq, ms_per_unit=float(ms_per_unit), tavg_period=tavg_period,
+                                  bold_tr=float(bold_tr), bold_transient=float(bold_transient))
         features = MetricFeatures(metrics, engine.n_regions, engine.tr_ms, engine.bold_times_ms)
     except ConfigError as exc:
         raise TvbinvError(f"{_ARGS.get(exc.key, exc.key)}: {exc.message}") from None
@@ -140,12 +187,24 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
         raise TvbinvError(f"the metrics need at least {features.min_samples} BOLD samples (burn-in and windows) "
                           f"but each simulation gives {engine.n_bold}: lengthen the template's "
                           "simulation_length or shorten bold_tr / bold_transient")
+    kind = getattr(engine, "kind", "numba")
+    if kind != "numba" and announce:
+        sec = engine.seconds_per_simulation()
+        log.warning("%s is simulated with TVB's own simulator, not the numba engine (%s): one row at a time "
+                    "per rank, ~%.2g s per simulation here, ~%.2g h for %d rows on one rank (BOLD: the "
+                    "Balloon model on the temporal average of %s%s)", type(seq.template.model).__name__, why,
+                    sec, sec * len(seq) / 3600.0, len(seq), engine.voi_name,
+                    f"; the template's {', '.join(engine.unused_monitors)} monitors are not run"
+                    if engine.unused_monitors else "")
+    engine_view = {"numerics": NUMERICS, "seed": seq.seed, "ms_per_unit": float(ms_per_unit),
+                   "bold_tr": float(bold_tr), "bold_transient": float(bold_transient),
+                   "tavg_period": engine.tavg_period, "tr_ms": engine.tr_ms, "n_bold": engine.n_bold}
+    if kind != "numba":   # the numba engine's view stays as older stores have it, so they resume
+        engine_view.update(engine.describe())
     view = {
         "api": "tvbinv_hpc.compat.run_local",
-        "simulator": {k: v for k, v in describe_simulator(seq.template).items() if k not in seq.params},
-        "engine": {"numerics": NUMERICS, "seed": seq.seed, "ms_per_unit": float(ms_per_unit), "bold_tr": float(bold_tr),
-                   "bold_transient": float(bold_transient), "tavg_period": engine.tavg_period,
-                   "tr_ms": engine.tr_ms, "n_bold": engine.n_bold},
+        "simulator": {k: v for k, v in describe_simulator(seq.template, kind).items() if k not in seq.params},
+        "engine": engine_view,
         "prior": seq.prior.describe(),
         "seq": {"n": len(seq), "seed": seq.seed, "theta_sha256": seq.theta_hash()},
         "metrics": features.specs(), "burn_in": features.burn_in,
@@ -204,9 +263,10 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
 
     ``ms_per_unit``: ms per model time unit (tvb-inversion's MPR: 10); ``bold_tr``: BOLD sampling period
     in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
-    tvb-inversion scripts and ignored (the numba engine always runs)."""
+    tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own simulator the others
+    (logged, with its speed; see tvbinv_hpc.sim.tvb_engine)."""
     if backend is not None:
-        log.info("run_local: backend=%r ignored; tvbinv_hpc always simulates with its own engine", backend)
+        log.info("run_local: backend=%r ignored; tvbinv_hpc picks the engine from the template", backend)
     path = store_path(filename)
     if checkpoint_dir is not None:
         log.info("run_local: checkpoint_dir=%r unused; %s is its own checkpoint (calling again resumes it)",
@@ -223,7 +283,7 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
 
     threads = _threads(n_jobs)
     mpi.decide(check)
-    s, _ = built.get("s") or build(seq, metrics, **kw)
+    s, _ = built.get("s") or build(seq, metrics, **kw, announce=False)   # rank 0 announced it
     s.engine.threads = threads
     out = driver.run_rows(s, path, progress=progress, interval=progress_interval, writer=writer)
     if out.pending and not out.stopped:  # pragma: no cover - the driver finishes unless signalled

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc.connectome import Connectome, load_connectome
-from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError
+from tvbinv_hpc.errors import ConfigError, InputError, UnsupportedError
 from tvbinv_hpc.sim import params
 from tvbinv_hpc.sim.defaults import section
 
@@ -64,7 +64,7 @@ def engine_from_config(cls, cfg: Mapping[str, Any], seed: int):
 
 
 def _refuse(setting: str, why: str):
-    raise TvbinvError(f"TVB simulator setting '{setting}' is not supported: {why}")
+    raise UnsupportedError(setting, f"TVB simulator setting '{setting}' is not supported: {why}")
 
 
 def engine_from_tvb(cls, sim, *, seed: int, ms_per_unit: float = 1.0, tavg_period: float | None = None,
