@@ -104,8 +104,7 @@ def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> di
     from tvbinv_hpc.parallel import store
 
     def done() -> int:
-        with store._h5py().File(store_path, "r") as f:
-            return int(np.count_nonzero(f["status"][...]))
+        return int(np.count_nonzero(store.read_columns(store_path)[0]))
 
     while job.poll() is None and done() == 0:  # start-up and JIT: the ranks install their handlers first
         time.sleep(1.0)
@@ -164,6 +163,7 @@ def measure(rows: int, params: int, ranks: int, seconds: float) -> dict[str, Any
     from tvbinv_hpc import pipeline
     from tvbinv_hpc.inspect import inspect_text, status_text
     from tvbinv_hpc.parallel import store
+    from tvbinv_hpc.parallel.mpi import SerialComm
 
     with tempfile.TemporaryDirectory(prefix="tvbinv-bench-store-") as tmp:
         base = Path(tmp)
@@ -176,12 +176,13 @@ def measure(rows: int, params: int, ranks: int, seconds: float) -> dict[str, Any
         sim = _simulate_for(cfg, path, ranks, seconds)
         status_s, _ = _timed(lambda: status_text(path))
         inspect_s, _ = _timed(lambda: inspect_text(path, show_config=False))
-        with store._h5py().File(path, "r+") as f:   # throwaway store: every row ok, stand-in features
-            k = f["x"].shape[1]
-            for a in range(0, rows, store.CHUNK_ROWS):
-                b = min(rows, a + store.CHUNK_ROWS)
-                f["x"][a:b] = np.random.default_rng(a).standard_normal((b - a, k))
-                f["status"][a:b] = store.OK
+        k = len(setup.features.names)
+        w = store.Writer(path, SerialComm(), "serial")   # throwaway store: every row ok, stand-in features
+        for a in range(0, rows, store.CHUNK_ROWS):
+            b = min(rows, a + store.CHUNK_ROWS)
+            w.write(np.arange(a, b), np.random.default_rng(a).standard_normal((b - a, k)),
+                    np.full(b - a, store.OK, np.int8), None)
+        w.close()
         read_s, train = _timed(lambda: store.read_rows(path, split=store.TRAIN, ok_only=True, dtype=np.float32))
         s = sim["session"]
         return {

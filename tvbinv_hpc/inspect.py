@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,22 @@ import numpy as np
 from tvbinv_hpc.parallel import store
 
 
+def compact_names(names: list[str]) -> list[str]:
+    """``eta[0] ... eta[78]`` -> ``eta[0..78]``: a per-region vector on one short entry."""
+    out: list[str] = []
+    for name in names:
+        m = re.fullmatch(r"(.+)\[(\d+)\]", name)
+        last = re.fullmatch(r"(.+)\[(\d+)(?:\.\.(\d+))?\]", out[-1]) if out else None
+        if m and last and last.group(1) == m.group(1) and int(last.group(3) or last.group(2)) + 1 == int(m.group(2)):
+            out[-1] = f"{m.group(1)}[{last.group(2)}..{m.group(2)}]"
+        else:
+            out.append(name)
+    return out
+
+
 def status_text(path: str | Path) -> str:
     head = store.read_header(path, read_only=True)
-    h5py = store._h5py()
-    with h5py.File(path, "r") as f:
-        status, split = f["status"][...], f["split"][...]
+    status, split = store.read_columns(path)
     n = status.size
     lines = [f"{path}: {head.get('kind', 'simulations')}, {n} rows, config {head['config_hash']}"]
     for code, name in store.STATUS_NAMES.items():
@@ -40,18 +52,12 @@ def status_text(path: str | Path) -> str:
 
 def inspect_text(path: str | Path, show_config: bool = True) -> str:
     head = store.read_header(path, read_only=True)
-    h5py = store._h5py()
     lines = [f"{path}: {head['format']} v{head['format_version']}, kind {head.get('kind')}, "
              f"created {head.get('created')}"]
-    with h5py.File(path, "r") as f:
-        for name, ds in f.items():
-            if isinstance(ds, h5py.Dataset):
-                units = ds.attrs.get("units", "")
-                lines.append(f"  /{name:<8} {str(ds.shape):<22} {ds.dtype!s:<8} {units}")
-            else:
-                lines.append(f"  /{name}/ ({len(ds)} entries)")
+    for name, shape, dtype, units in store.layout_lines(path):
+        lines.append(f"  /{name:<8} {shape:<22} {dtype:<8} {units}".rstrip() if dtype else f"  /{name} {shape}")
     params, feats = json.loads(head["param_names"]), json.loads(head["feature_names"])
-    lines.append(f"  parameters ({len(params)}): {', '.join(params)}")
+    lines.append(f"  parameters ({len(params)}): {', '.join(compact_names(params))}")
     lines.append(f"  features ({len(feats)}): {', '.join(feats)}")
     lines.append(f"  regions {head['n_regions']}, BOLD samples {head['n_bold']}, TR {head['tr_ms']} ms")
     lines.append(f"  config hash {head['config_hash']}")

@@ -269,11 +269,8 @@ def _ppc_service(s: Setup) -> dict[str, Any]:
                         writer=s.cfg["store"]["writer"], what="ppc sims")
         if mpi.rank() != 0:
             return np.empty(0), None, None
-        with store._h5py().File(path, "r") as f:
-            x, status = f["x"][...], f["status"][...]
-            ok = np.flatnonzero(status == store.OK)
-            bold = f["bold"][...][ok].astype(np.float64)
-        if not ok.size:
+        x, status, bold = store.read_predictive(path)
+        if not len(bold):
             return x, None, None
         return x, predicted_fc(s, bold), fcd_values(s, bold)
 

@@ -62,3 +62,15 @@ def test_read_rows_selects_without_loading_the_rest(tmp_path):
     assert got["theta"].dtype == np.float32 and got["x"].dtype == np.float32
     assert np.array_equal(got["theta"], _rows(0, 200)[want].astype(np.float32))
     assert np.array_equal(got["x"], np.arange(400.0).reshape(200, 2)[want].astype(np.float32))
+
+
+def test_inspect_writes_a_per_region_vector_as_one_entry(tmp_path):
+    from tvbinv_hpc.inspect import compact_names, inspect_text
+
+    names = ["coupling.a"] + [f"model.eta[{i}]" for i in range(79)] + ["x[0]", "x[2]"]
+    assert compact_names(names) == ["coupling.a", "model.eta[0..78]", "x[0]", "x[2]"]
+    path = tmp_path / "s.h5"
+    store.create(path, _layout(_rows(0, 10), 10))
+    text = inspect_text(path, show_config=False)
+    assert "/theta    (10, 3)                float64  prior parameter values" in text
+    assert "/sessions/ (0 entries)" in text and "parameters (3): p0, p1, p2" in text

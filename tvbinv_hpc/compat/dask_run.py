@@ -171,10 +171,9 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
 
     t0 = time.monotonic()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with store._h5py().File(path, "r") as f:
-        status = f["status"][...]
-        todo = np.flatnonzero(status == store.PENDING)
-        theta = f["theta"][...][todo]
+    status, _ = store.read_columns(path)
+    todo = np.flatnonzero(status == store.PENDING)
+    theta = store.read_theta(path, todo)
     w = store.Writer(path, mpi.SerialComm(), "serial")  # no MPI in the client: it is the only writer
     bar = Progress(status.size, status.size - todo.size, progress, progress_interval, "sims",
                    already_diverged=int(np.sum(status == store.DIVERGED)))

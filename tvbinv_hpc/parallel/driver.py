@@ -63,8 +63,7 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     pending: dict[str, np.ndarray] = {}
 
     def todo() -> tuple[int, int, int, int, tuple[int, int]]:
-        with store._h5py().File(path, "r") as f:
-            status = f["status"][...]
+        status, _ = store.read_columns(path)
         pending["rows"] = np.flatnonzero(status == store.PENDING)
         offset, shape = store.theta_location(path)
         return (int(pending["rows"].size), int(status.size), int(np.sum(status == store.DIVERGED)),
@@ -209,6 +208,5 @@ def peak_rss_mb() -> float:
 
 def count_status(status: np.ndarray | None, path: str | Path) -> dict[str, int]:
     if status is None:
-        with store._h5py().File(path, "r") as f:
-            status = f["status"][...]
+        status, _ = store.read_columns(path)
     return {name.split(" ")[0]: int(np.sum(status == code)) for code, name in store.STATUS_NAMES.items()}

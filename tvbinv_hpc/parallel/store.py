@@ -254,6 +254,41 @@ def read_rows(path: str | Path, *, split: int | None = None, ok_only: bool = Tru
         }
 
 
+def read_columns(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(status, split): 1 byte per row each, all that restart checks, progress and ``status`` read."""
+    with _h5py().File(path, "r") as f:
+        return f["status"][...], f["split"][...]
+
+
+def read_theta(path: str | Path, rows: np.ndarray) -> np.ndarray:
+    """theta of ``rows`` (increasing), read chunk by chunk."""
+    with _h5py().File(path, "r") as f:
+        sel = np.zeros(f["theta"].shape[0], bool)
+        sel[rows] = True
+        return _select(f["theta"], sel, int(sel.sum()), np.float64)
+
+
+def read_predictive(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x and status of every row, and the BOLD of the ok rows (float64): a posterior predictive store."""
+    with _h5py().File(path, "r") as f:
+        x, status = f["x"][...], f["status"][...]
+        ok = status == OK
+        return x, status, _select(f["bold"], ok, int(ok.sum()), np.float64)
+
+
+def layout_lines(path: str | Path) -> list[tuple[str, str, str, str]]:
+    """(name, shape, dtype, units) of each dataset; groups as (name/, "(n entries)", "", "")."""
+    h5py = _h5py()
+    out = []
+    with h5py.File(path, "r") as f:
+        for name, obj in f.items():
+            if isinstance(obj, h5py.Dataset):
+                out.append((name, str(obj.shape), str(obj.dtype), str(obj.attrs.get("units", ""))))
+            else:
+                out.append((name + "/", f"({len(obj)} entries)", "", ""))
+    return out
+
+
 def _select(ds: Any, sel: np.ndarray, count: int, dtype: Any) -> np.ndarray:
     out = np.empty((count, *ds.shape[1:]), dtype=dtype)
     at = 0
