@@ -65,9 +65,8 @@ def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "
     def todo() -> tuple[int, int, int, int, tuple[int, int]]:
         status, _ = store.read_columns(path)
         pending["rows"] = np.flatnonzero(status == store.PENDING)
-        offset, shape = store.theta_location(path)
-        return (int(pending["rows"].size), int(status.size), int(np.sum(status == store.DIVERGED)),
-                offset, shape)
+        at, shape = store.theta_location(path)
+        return int(pending["rows"].size), int(status.size), int(np.sum(status == store.DIVERGED)), at, shape
 
     n_pending, n_total, n_diverged_before, theta_offset, theta_shape = mpi.decide(todo)
     worklist = WorkList(comm, pending.pop("rows", None))
