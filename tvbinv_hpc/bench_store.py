@@ -85,6 +85,12 @@ def _connectome(path: Path, n: int) -> None:
     np.savez(path, weights=w, tract_lengths=tl, region_labels=np.array([f"r{i}" for i in range(n)]))
 
 
+def _clean_env() -> dict[str, str]:
+    """The environment for a child mpiexec, given explicitly: this process initialised MPI as a singleton
+    (prepare, ensure_store), which sets variables below os.environ that a child would otherwise inherit."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
+
+
 def _timed(fn: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     out = fn()
@@ -97,10 +103,7 @@ def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> di
     from tvbinv_hpc.launch import mpiexec_command
 
     cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc", "simulate", str(cfg)]
-    # this process initialised MPI as a singleton (prepare, ensure_store): its variables must not leak into
-    # the job's mpiexec
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
-    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_clean_env())
     from tvbinv_hpc.parallel import store
 
     def done() -> int:
@@ -129,8 +132,7 @@ def rma_latency(ranks: int, ops: int = 20000) -> dict[str, float]:
     from tvbinv_hpc.launch import mpiexec_command
 
     cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc.bench_store", "--rma-child", str(ops)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PRTE_", "OPAL_"))}
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_clean_env())
     if res.returncode != 0:
         raise SystemExit(f"bench --store: RMA latency run failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

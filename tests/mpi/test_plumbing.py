@@ -54,8 +54,10 @@ def test_rank0_trains_on_the_cores_of_ranks_bound_to_one_core_each():
     cmd = mpiexec_command(2)
     at = cmd.index("--bind-to")
     cmd[at + 1] = "core"   # what Open MPI does for -n 2 without our launcher
+    # env given explicitly: an in-process test may have started MPI as a singleton, whose variables (set
+    # below os.environ) must not reach this mpiexec
     res = subprocess.run(cmd + [sys.executable, str(HERE / "node_cpus.py")], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=dict(os.environ))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "own 1 node 2 threads 2 after 1" in res.stdout, res.stdout
 
