@@ -226,6 +226,11 @@ def ppc_regions(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, sets: dict[str
             lo, med, hi = np.quantile(good[:, cols], [0.05, 0.5, 0.95], axis=0)
             ax.fill_between(r, lo, hi, step="mid", color="C2", alpha=0.3, label="predictive 90 %")
             ax.plot(r, med, "-", color="C2", lw=1, label="predictive median")
+            # one region switching state can span 50x the others' range: cut the axis at what most show
+            top = max(float(np.nanmax(x_obs[cols])), float(np.nanquantile(hi, 0.9)))
+            bottom = min(float(np.nanmin(x_obs[cols])), float(np.nanquantile(lo, 0.1)))
+            pad = 0.1 * (top - bottom) or 1.0
+            ax.set_ylim(bottom - pad, top + 2 * pad)   # headroom for the legend
         ax.plot(r, x_obs[cols], "o", color="C3", ms=3, label="observed")
         ax.set_ylabel(base)
         ax.legend(fontsize=7, ncol=3, loc="upper left")
