@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomli_w
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples").rglob("*.toml"))
+EXAMPLES = sorted((ROOT / "examples" / "gw").glob("*.toml"))   # the real subjects; regions/ is synthetic
 GW = ROOT.parent / "shared" / "data" / "empirical" / "gw"
 needs_gw = pytest.mark.skipif(not GW.is_dir(), reason=f"the gw data are not at {GW}")
 
@@ -30,6 +31,24 @@ def test_example_validates_with_its_data(path, caplog):
     assert s.features.hemispheres is not None and s.features.hemispheres.left.size == 40
     assert "connectome: 80 regions of 94" in caplog.text
     assert s.engine.physiology_warnings() == []
+
+
+def test_every_example_is_checked():
+    assert sorted((ROOT / "examples").rglob("*.toml")) == sorted(EXAMPLES + [ROOT / "examples" / "regions" /
+                                                                             "eta76.toml"])
+
+
+def test_the_per_region_example_validates():
+    """examples/regions/eta76.toml: coupling + 76 regional eta on connectivity_76, per-region features, and
+    a synthetic truth with six more excitable regions."""
+    from tvbinv_hpc import pipeline
+    from tvbinv_hpc.observation import synthetic_theta
+
+    s = pipeline.prepare(str(ROOT / "examples" / "regions" / "eta76.toml"))
+    assert s.engine.n_regions == 76 and len(s.prior.names) == 77 and s.prior.names[1] == "model.eta[0]"
+    assert sum(n.startswith("bold_mean_") for n in s.features.names) == 76
+    theta = synthetic_theta(s)
+    assert theta[0] == 0.55 and sorted(np.flatnonzero(theta[1:] == -4.5)) == [4, 11, 20, 42, 49, 58]
 
 
 def _tiny(path: Path, tmp_path: Path) -> Path:

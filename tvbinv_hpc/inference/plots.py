@@ -32,10 +32,16 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _note(fig, note: str) -> None:
+    if note:   # says which parameters a capped plot shows
+        fig.suptitle(note, fontsize=9)
+
+
 def marginals(path: Path, samples: np.ndarray, prior_samples: np.ndarray, names: list[str],
-              theta_true: np.ndarray | None = None) -> Path:
+              theta_true: np.ndarray | None = None, note: str = "") -> Path:
     """Posterior (filled) over prior (outline) histograms per parameter, truth as a red line."""
     fig, axes = _grid(len(names))
+    _note(fig, note)
     for j, (ax, name) in enumerate(zip(axes, names)):
         lo = min(samples[:, j].min(), prior_samples[:, j].min())
         hi = max(samples[:, j].max(), prior_samples[:, j].max())
@@ -50,10 +56,12 @@ def marginals(path: Path, samples: np.ndarray, prior_samples: np.ndarray, names:
     return _save(fig, path)
 
 
-def pairs(path: Path, samples: np.ndarray, names: list[str], theta_true: np.ndarray | None = None) -> Path:
+def pairs(path: Path, samples: np.ndarray, names: list[str], theta_true: np.ndarray | None = None,
+          note: str = "") -> Path:
     """Corner plot: 1-d histograms on the diagonal, 2-d histograms below it."""
     d = len(names)
     fig, axes = plt.subplots(d, d, figsize=(2.2 * d, 2.2 * d), squeeze=False)
+    _note(fig, note)
     for i in range(d):
         for j in range(d):
             ax = axes[i, j]
@@ -76,29 +84,47 @@ def pairs(path: Path, samples: np.ndarray, names: list[str], theta_true: np.ndar
     return _save(fig, path)
 
 
-def sbc_ranks(path: Path, ranks: np.ndarray, n_samples: int, names: list[str], ks_pvals: np.ndarray) -> Path:
-    """Rank histograms per parameter with the 99 % band a uniform histogram stays in."""
-    n = ranks.shape[0]
-    n_bins = int(np.clip(n // 10, 5, 20))
-    expected = n / n_bins
-    band = 2.58 * np.sqrt(expected * (1 - 1 / n_bins))
-    fig, axes = _grid(len(names))
-    for j, (ax, name) in enumerate(zip(axes, names)):
+def sbc_ranks(path: Path, ranks: np.ndarray, n_samples: int, names: list[str], ks_pvals: np.ndarray,
+              pooled: dict[str, list[int]] | None = None) -> Path:
+    """Rank histograms per parameter with the 99 % band a uniform histogram stays in. ``pooled``: vectors
+    (name -> columns) drawn as one histogram of all their regions' ranks, titled with how many regions fail
+    the KS test (Bonferroni over all parameters); the band there assumes independent regions, which they
+    are not within a test row, so it is a guide only."""
+    pooled = pooled or {}
+    taken = {j for c in pooled.values() for j in c}
+    panels = [(f"{names[j]}  KS p={ks_pvals[j]:.2g}", [j]) for j in range(len(names)) if j not in taken]
+    alpha = 0.05 / len(names)
+    panels += [(f"{b}: {len(c)} regions pooled\nKS fails in {int((ks_pvals[c] < alpha).sum())}", c)
+               for b, c in pooled.items()]
+    n_bins = int(np.clip(ranks.shape[0] // 10, 5, 20))
+    fig, axes = _grid(len(panels))
+    for ax, (title, cols) in zip(axes, panels):
+        r = ranks[:, cols].ravel()
+        expected = r.size / n_bins
+        band = 2.58 * np.sqrt(expected * (1 - 1 / n_bins))
         ax.axhspan(max(0, expected - band), expected + band, color="0.85")
-        ax.hist(ranks[:, j], bins=np.linspace(0, n_samples, n_bins + 1), color="C0")
-        ax.set_title(f"{name}  KS p={ks_pvals[j]:.2g}", fontsize=9)
+        ax.hist(r, bins=np.linspace(0, n_samples, n_bins + 1), color="C0")
+        ax.set_title(title, fontsize=9)
         ax.set_yticks([])
     return _save(fig, path)
 
 
 def shrinkage_zscore(path: Path, shrink: np.ndarray, z: np.ndarray, names: list[str],
-                     obs_shrink: np.ndarray | None = None, obs_z: np.ndarray | None = None) -> Path:
-    """Test rows (and the observation when truth is known) in the shrinkage / z-score plane."""
+                     obs_shrink: np.ndarray | None = None, obs_z: np.ndarray | None = None,
+                     pooled: dict[str, list[int]] | None = None) -> Path:
+    """Test rows (and the observation when truth is known) in the shrinkage / z-score plane. ``pooled``:
+    vectors drawn in one colour with one legend entry (76 entries would hide the plot)."""
+    pooled = pooled or {}
+    taken = {j for c in pooled.values() for j in c}
+    series = [(names[j], [j], 8, 0.5) for j in range(len(names)) if j not in taken]
+    series += [(f"{b} ({len(c)} regions)", c, 3, 0.15) for b, c in pooled.items()]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for j, name in enumerate(names):
-        ax.scatter(shrink[:, j], z[:, j], s=8, alpha=0.5, color=f"C{j % 10}", label=name)
+    for i, (label, cols, size, alpha) in enumerate(series):
+        ax.scatter(shrink[:, cols].ravel(), z[:, cols].ravel(), s=size, alpha=alpha, color=f"C{i % 10}",
+                   label=label)
         if obs_shrink is not None and obs_z is not None:
-            ax.scatter(obs_shrink[j], obs_z[j], s=80, marker="*", edgecolor="k", color=f"C{j % 10}")
+            ax.scatter(obs_shrink[cols], obs_z[cols], s=80 if len(cols) == 1 else 25, marker="*",
+                       edgecolor="k", linewidth=0.5, color=f"C{i % 10}")
     ax.set_xlabel("posterior shrinkage")
     ax.set_ylabel("posterior z-score")
     ax.set_xlim(min(-0.05, float(np.nanmin(shrink)) - 0.05), 1.05)
@@ -121,12 +147,15 @@ def coverage(path: Path, levels: np.ndarray | None, empirical: np.ndarray | None
     return _save(fig, path)
 
 
-def ppc_features(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, names: list[str]) -> Path:
-    """Posterior predictive histogram of each feature with the observed value (first features only)."""
+def ppc_features(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, names: list[str],
+                 cols: list[int] | None = None) -> Path:
+    """Posterior predictive histogram of each feature with the observed value (the first MAX_PPC_FEATURES
+    of ``cols``, default all)."""
     good = x_ppc[np.isfinite(x_ppc).all(axis=1)]
-    n = min(len(names), MAX_PPC_FEATURES)
+    cols = list(range(len(names)) if cols is None else cols)[:MAX_PPC_FEATURES]
+    n = len(cols)
     fig, axes = _grid(n, size=2.2)
-    for i, ax in enumerate(axes[:n]):
+    for i, ax in zip(cols, axes[:n]):
         if len(good):
             ax.hist(good[:, i], bins=20, color="C2", alpha=0.7)
         ax.axvline(x_obs[i], color="C3", lw=1.5)
@@ -158,4 +187,52 @@ def losses(path: Path, training_loss: list, validation_loss: list) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (-log q)")
     ax.legend()
+    return _save(fig, path)
+
+
+def regions(path: Path, samples: np.ndarray, prior_samples: np.ndarray, name: str, regions_idx: list[int],
+            shrink: np.ndarray, theta_true: np.ndarray | None = None) -> Path:
+    """One vector parameter against the region index: posterior median and 90 % interval over the prior's
+    90 % band (top), shrinkage per region (bottom). ``samples``, ``prior_samples``: (n, R) of its columns."""
+    x = np.asarray(regions_idx)
+    q05, q50, q95 = np.quantile(samples, [0.05, 0.5, 0.95], axis=0)
+    p05, p95 = np.quantile(prior_samples, [0.05, 0.95], axis=0)
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(max(8.0, 0.13 * len(x)), 6), sharex=True,
+                                 gridspec_kw={"height_ratios": [2, 1]})
+    ax.fill_between(x, p05, p95, step="mid", color="0.88", label="prior 90 %")
+    ax.vlines(x, q05, q95, color="C0", lw=1.2, label="posterior 90 %")
+    ax.plot(x, q50, "o", color="C0", ms=3, label="posterior median")
+    if theta_true is not None:
+        ax.plot(x, theta_true, "x", color="C3", ms=5, label="true")
+    ax.set_ylabel(name)
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    bx.bar(x, shrink, color="C0", width=0.8)
+    bx.axhline(0.1, color="0.5", lw=0.8, ls="--")   # vectors.LOW_SHRINKAGE: below, barely constrained
+    bx.set_ylabel("shrinkage")
+    bx.set_xlabel("region index")
+    bx.set_ylim(min(-0.1, float(np.nanmin(shrink)) - 0.05), 1.0)
+    return _save(fig, path)
+
+
+def ppc_regions(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, sets: dict[str, list[int]]) -> Path:
+    """Per-region features (``bold_mean_<i>``...) against the region index: the posterior predictive's 90 %
+    range and median, the observation as dots. One panel per feature set."""
+    good = x_ppc[np.isfinite(x_ppc).all(axis=1)]
+    n = max(len(c) for c in sets.values())
+    fig, axes = plt.subplots(len(sets), 1, figsize=(max(8.0, 0.13 * n), 2.6 * len(sets)), squeeze=False)
+    for ax, (base, cols) in zip(axes[:, 0], sets.items()):
+        r = np.arange(len(cols))
+        if len(good):
+            lo, med, hi = np.quantile(good[:, cols], [0.05, 0.5, 0.95], axis=0)
+            ax.fill_between(r, lo, hi, step="mid", color="C2", alpha=0.3, label="predictive 90 %")
+            ax.plot(r, med, "-", color="C2", lw=1, label="predictive median")
+            # one region switching state can span 50x the others' range: cut the axis at what most show
+            top = max(float(np.nanmax(x_obs[cols])), float(np.nanquantile(hi, 0.9)))
+            bottom = min(float(np.nanmin(x_obs[cols])), float(np.nanquantile(lo, 0.1)))
+            pad = 0.1 * (top - bottom) or 1.0
+            ax.set_ylim(bottom - pad, top + 2 * pad)   # headroom for the legend
+        ax.plot(r, x_obs[cols], "o", color="C3", ms=3, label="observed")
+        ax.set_ylabel(base)
+        ax.legend(fontsize=7, ncol=3, loc="upper left")
+    axes[-1, 0].set_xlabel("region index")
     return _save(fig, path)

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from tvbinv_hpc.errors import InputError
+from tvbinv_hpc.inference import vectors
 
 CENTRAL = (0.01, 0.99)   # "tail": outside the 1-99 % interval; a handful of rows in a thousand that far out
 P_EDGE = 0.05            # joint distance beyond 95 % of the simulations: few simulations near the observation
@@ -338,8 +339,21 @@ def report_lines(section: dict[str, Any]) -> list[str]:
         lines += [f"No joint distance: {j['reason']}.", ""]
     lines += [f"| feature | observed | sim {lo[4:]} | sim q50 | sim {hi[4:]} | percentile | flag |",
               "|---|---|---|---|---|---|---|"]
-    for name, e in section["features"].items():
+    feats = section["features"]
+    names = list(feats)
+    # 76 rows of bold_mean_<i> would bury the rest: a per-region set gets one row, its flagged regions theirs
+    sets = vectors.split_features(names)[1] if len(names) > vectors.MAX_TABLE_FEATURES else {}
+    in_set = {names[j] for c in sets.values() for j in c}
+    for name, e in feats.items():
+        if name in in_set and e["flag"] == "ok":
+            continue
         flag = {"ok": "", "tail": "tail"}.get(e["flag"], f"**outside range** (+{_g(e['excess_normal_score'])} sd)")
         lines.append(f"| {name} | {_g(e['observed'])} | {_g(e[lo])} | {_g(e['sim_q50'])} | {_g(e[hi])} | "
                      f"{_g(e['percentile'])} | {flag} |")
+    for base, cols in sets.items():
+        e = [feats[names[j]] for j in cols]
+        pct = [x["percentile"] for x in e if x["percentile"] is not None]
+        n_flag = sum(x["flag"] != "ok" for x in e)
+        lines.append(f"| {base}_* ({len(cols)} regions; flagged ones listed above) | — | — | — | — | median "
+                     f"{_g(float(np.median(pct)) if pct else None)} | {n_flag} flagged |")
     return lines

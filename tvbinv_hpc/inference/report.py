@@ -1,166 +1,23 @@
-"""Write the diagnostics: ``posterior.nc`` (ArviZ-style groups), ``summary.json`` and ``report.md``.
+"""Write the diagnostics' ``summary.json`` and ``report.md`` (``posterior.nc``: ``netcdf.py``).
 
 ``result`` is the dict assembled by ``diagnose``: param/feature names, the observation's posterior
 samples and their summary, prior samples, test-row calibration, posterior predictive check, training
-summary and model meta. Plots live in ``plots.py``.
+summary and model meta. Plots live in ``plots.py``; per-region parameters are summarised by ``vectors.py``.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tvbinv_hpc.inference import priorcheck
+from tvbinv_hpc.inference import priorcheck, vectors
 from tvbinv_hpc.inference.diagnostics import QUANTILES
 from tvbinv_hpc.inference.health import health_lines
 
-NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training",
-                 "prior_check")
 # The observed FCD is "beyond the model's own draws" when its KS distance to the predictive exceeds the
 # draws' 95th percentile (the Monte Carlo p cannot go below 1 / (K + 1), so it is shown, not thresholded).
-
-
-def _attrs(d: dict) -> dict:
-    """netCDF attributes must be numbers or strings: drop None, bools -> int, containers -> JSON."""
-    out = {}
-    for k, v in d.items():
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            v = int(v)
-        elif isinstance(v, (dict, list, tuple)):
-            v = json.dumps(v)
-        elif isinstance(v, np.generic):
-            v = v.item()
-        out[k] = v
-    return out
-
-
-def _chain(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)[None]   # ArviZ convention: one chain
-
-
-def build_datasets(result: dict) -> dict:
-    """The xarray Datasets, one per netCDF group (absent groups are omitted)."""
-    import xarray as xr
-
-    params, features = list(result["param_names"]), list(result["feature_names"])
-    pc, fc = {"param": params}, {"feature": features}
-    groups: dict[str, xr.Dataset] = {}
-    s = result["samples"]
-    groups["posterior"] = xr.Dataset(
-        {"theta": (("chain", "draw", "param"), _chain(s))},
-        coords={**pc, "chain": [0], "draw": np.arange(len(s))})
-    ps = result["prior_samples"]
-    groups["prior"] = xr.Dataset(
-        {"theta": (("chain", "draw", "param"), _chain(ps))},
-        coords={**pc, "chain": [0], "draw": np.arange(len(ps))})
-    obs = {"x": (("feature",), np.asarray(result["x_obs"], dtype=np.float64))}
-    ppc = result.get("ppc")
-    if ppc and ppc.get("fc_obs") is not None:
-        obs["fc"] = (("region", "region_b"), np.asarray(ppc["fc_obs"], dtype=np.float64))
-    groups["observed_data"] = xr.Dataset(obs, coords=fc, attrs=_attrs(result.get("baselines") or {}))
-    if ppc:
-        k = len(ppc["x"])
-        pp = {"x": (("chain", "draw", "feature"), _chain(ppc["x"])),
-              "theta": (("chain", "draw", "param"), _chain(ppc["theta"]))}
-        if ppc.get("fc_mean") is not None:
-            pp["fc_mean"] = (("region", "region_b"), np.asarray(ppc["fc_mean"], dtype=np.float64))
-        groups["posterior_predictive"] = xr.Dataset(
-            pp, coords={**pc, **fc, "chain": [0], "draw": np.arange(k)},
-            attrs=_attrs({"n_diverged": ppc["compare"]["n_diverged"], **ppc.get("fc_stats", {}),
-                          **ppc.get("fcd_stats", {}),
-                          **{f"fcd_{k}": v for k, v in (result.get("fcd_window") or {}).items()}}))
-
-    o = result["obs"]
-    diag = {"post_mean": (("param",), o["mean"]), "post_std": (("param",), o["std"]),
-            "post_quantile": (("quantile", "param"), o["quantiles"]),
-            "shrinkage": (("param",), o["shrinkage"])}
-    if result.get("theta_true") is not None:
-        diag["theta_true"] = (("param",), np.asarray(result["theta_true"], dtype=np.float64))
-        diag["zscore"] = (("param",), o["zscore"])
-    coords: dict[str, Any] = {**pc, "quantile": list(QUANTILES)}
-    attrs: dict[str, Any] = {}
-    t = result.get("test") or {}
-    if "sbc_ranks" in t:
-        row = ("test_row", "param")
-        diag.update({"test_theta": (row, t["theta"]), "test_post_mean": (row, t["post_mean"]),
-                     "test_post_std": (row, t["post_std"]), "test_shrinkage": (row, t["shrinkage"]),
-                     "test_zscore": (row, t["zscore"]), "sbc_rank": (row, t["sbc_ranks"]),
-                     "sbc_ks_pval": (("param",), t["ks_pvals"]),
-                     "sbc_c2st_ranks": (("param",), t["c2st_ranks"]),
-                     "sbc_c2st_dap": (("param",), t["c2st_dap"])})
-        coords["test_row"] = t["row_index"]
-        attrs["sbc_num_samples"] = t["n_samples"]
-    if "expected_coverage" in t:
-        diag["coverage_hpd_level"] = (("test_row",), t["coverage_rank"])
-        diag["expected_coverage"] = (("coverage_level",), t["expected_coverage"])
-        coords["coverage_level"] = t["coverage_levels"]
-        attrs["coverage_max_deviation"] = t["coverage_max_deviation"]
-    if "tarp_ecp" in t:
-        diag["tarp_ecp"] = (("tarp_alpha",), t["tarp_ecp"])
-        coords["tarp_alpha"] = t["tarp_alpha"]
-        attrs.update(tarp_atc=t["tarp_atc"], tarp_ks_pval=t["tarp_ks_pval"])
-    if ppc:
-        c = ppc["compare"]
-        diag.update({"ppc_mean": (("feature",), c["mean"]), "ppc_std": (("feature",), c["std"]),
-                     "ppc_z": (("feature",), c["z"]), "ppc_quantile": (("feature",), c["quantile"])})
-        coords.update(fc)
-    groups["diagnostics"] = xr.Dataset(diag, coords=coords, attrs=_attrs(attrs))
-
-    tr = result.get("training") or {}
-    if tr.get("validation_loss"):
-        groups["training"] = xr.Dataset(
-            {"training_loss": (("epoch",), np.asarray(tr["training_loss"], dtype=np.float64)),
-             "validation_loss": (("epoch",), np.asarray(tr["validation_loss"], dtype=np.float64))},
-            coords={"epoch": np.arange(1, len(tr["validation_loss"]) + 1)})
-    if result.get("prior_check"):
-        groups["prior_check"] = _prior_check_dataset(result["prior_check"])
-    return groups
-
-
-def _prior_check_dataset(check: dict) -> Any:
-    """Per-feature placement of the observation among the training simulations; the joint distance and
-    the verdict as attributes. ``flag`` follows CF's flag_values / flag_meanings."""
-    import xarray as xr
-
-    f = check["features"]
-    lo, hi = (f"sim_q{round(100 * q):02d}" for q in priorcheck.CENTRAL)
-    data = {"observed": check["x_obs"], lo: f["q_low"], "sim_q50": f["q50"], hi: f["q_high"],
-            "sim_min": f["min"], "sim_max": f["max"], "percentile": f["percentile"], "p_value": f["p_value"],
-            "excess_normal_score": f["excess"]}
-    ds = xr.Dataset({k: (("feature",), np.asarray(v, dtype=np.float64)) for k, v in data.items()},
-                    coords={"feature": list(check["names"])})
-    ds["flag"] = (("feature",), f["flag"].astype(np.int8),
-                  {"flag_values": np.arange(3, dtype=np.int8), "flag_meanings": "inside tail outside_range"})
-    joint = {f"joint_{k}": v for k, v in check["joint"].items()}
-    ds.attrs = _attrs({"verdict": check["verdict"], "message": check["message"], "n_sims": check["n_sims"],
-                       "n_excluded": check["n_excluded"], **joint, "p_edge": priorcheck.P_EDGE,
-                       "p_outside": priorcheck.P_OUTSIDE})
-    return ds
-
-
-def write_netcdf(path: str | Path, result: dict) -> list[str]:
-    """Write ``posterior.nc``: root attributes, then one netCDF group per Dataset. Returns group names."""
-    import xarray as xr
-
-    path = Path(path)
-    meta = result.get("meta", {})
-    root = xr.Dataset(attrs=_attrs({
-        "title": "tvbinv_hpc posterior diagnostics", "created": result.get("created"),
-        "config_hash": meta.get("config_hash"), "density_estimator": meta.get("builder", {}).get("model"),
-        "param_names": list(result["param_names"]), "feature_names": list(result["feature_names"]),
-        "versions": meta.get("versions"), "inference_library": "sbi NPE"}))
-    tmp = path.with_name(path.name + ".tmp")
-    root.to_netcdf(tmp, mode="w", engine="netcdf4")
-    groups = build_datasets(result)
-    for name, ds in groups.items():
-        ds.to_netcdf(tmp, mode="a", group=name, engine="netcdf4")
-    tmp.replace(path)
-    return list(groups)
 
 
 def _f(v: Any) -> float | None:
@@ -168,21 +25,29 @@ def _f(v: Any) -> float | None:
     return v if math.isfinite(v) else None   # JSON has no NaN
 
 
-def build_summary(result: dict) -> dict:
-    """The JSON summary: per-parameter numbers, calibration, predictive check, training, warnings."""
-    params, features = list(result["param_names"]), list(result["feature_names"])
-    o, warnings = result["obs"], []
-    per = {}
+def _parameters(result: dict, params: list[str], regional: set[str], warnings: list[str]) -> dict:
+    """Per-parameter posterior numbers; warnings for the parameters not in a summarised vector."""
+    o, per = result["obs"], {}
     for j, p in enumerate(params):
         e = {"mean": _f(o["mean"][j]), "std": _f(o["std"][j]), "shrinkage": _f(o["shrinkage"][j])}
         e.update({f"q{round(q * 100):02d}": _f(o["quantiles"][i, j]) for i, q in enumerate(QUANTILES)})
         if result.get("theta_true") is not None:
             e["true"], e["zscore"] = _f(result["theta_true"][j]), _f(o["zscore"][j])
-            if o["zscore"][j] > 3:
+            if o["zscore"][j] > 3 and p not in regional:
                 warnings.append(f"{p}: the true value is {o['zscore'][j]:.1f} posterior std from the mean")
-        if o["shrinkage"][j] < 0.1:
+        if o["shrinkage"][j] < vectors.LOW_SHRINKAGE and p not in regional:
             warnings.append(f"{p}: shrinkage {o['shrinkage'][j]:.2f}: the data barely constrain it")
         per[p] = e
+    return per
+
+
+def build_summary(result: dict) -> dict:
+    """The JSON summary: per-parameter numbers, calibration, predictive check, training, warnings."""
+    params, features = list(result["param_names"]), list(result["feature_names"])
+    warnings: list[str] = []
+    # a 76-region vector gets one warning per kind (vectors.vector_warnings), not one per region
+    regional = {params[j] for cols in vectors.summarised(params).values() for j in cols}
+    per = _parameters(result, params, regional, warnings)
     summary: dict[str, Any] = {"parameters": per, "num_samples": int(len(result["samples"]))}
     sampling = result.get("sampling") or {}
     if sampling:
@@ -206,7 +71,7 @@ def build_summary(result: dict) -> dict:
             warnings.append(t["note"])
         alpha = 0.05 / len(params)   # Bonferroni over parameters
         for p, v in zip(params, t["ks_pvals"]):
-            if v < alpha:
+            if v < alpha and p not in regional:
                 warnings.append(f"{p}: SBC ranks not uniform (KS p = {v:.2g} < {alpha:.2g}): miscalibrated")
         if "expected_coverage" in t:
             ts["expected_coverage"] = {f"{c:.2f}": _f(v) for c, v in
@@ -221,6 +86,11 @@ def build_summary(result: dict) -> dict:
                 warnings.append(f"TARP coverage test fails (KS p = {t['tarp_ks_pval']:.2g}, "
                                 f"ATC = {t['tarp_atc']:.2f})")
         summary["test"] = ts
+
+    vecs = vectors.vector_summaries(per, params, summary.get("test"))
+    if vecs:
+        summary["vectors"] = vecs
+        warnings += vectors.vector_warnings(vecs)
 
     ppc = result.get("ppc")
     if ppc:
@@ -366,10 +236,16 @@ def write_report(path: str | Path, summary: dict, title: str = "") -> None:
     head += ["true", "z-score"] if has_true else []
     lines += [f"## Posterior ({summary['num_samples']} samples)", "", "| " + " | ".join(head) + " |",
               "|" + "---|" * len(head)]
+    vecs = summary.get("vectors") or {}
+    regional = {p for p in summary["parameters"] if vecs and p.split("[")[0] in vecs}
     for p, e in summary["parameters"].items():
+        if p in regional:   # summarised below the table
+            continue
         vals = [e["mean"], e["std"], e["q05"], e["q50"], e["q95"], e["shrinkage"]]
         vals += [e.get("true"), e.get("zscore")] if has_true else []
         lines.append(f"| {p} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    if vecs:
+        lines += ["", "### Per-region parameters", ""] + vectors.report_lines(vecs)
     leak = sampling_warning(summary.get("sampling") or {})
     if leak:   # under the table it qualifies: the numbers above are not a posterior inside the prior
         lines += ["", f"**Warning: {leak}.**"]
@@ -380,9 +256,10 @@ def write_report(path: str | Path, summary: dict, title: str = "") -> None:
         lines += ["", f"## Calibration on {t['n_rows']} held-out simulations ({t['n_samples']} draws each)",
                   "", "| parameter | mean shrinkage | median z-score | SBC KS p | C2ST ranks |",
                   "|---|---|---|---|---|"]
-        for p in summary["parameters"]:
+        for p in (p for p in summary["parameters"] if p not in regional):
             lines.append(f"| {p} | {_fmt(t['shrinkage_mean'][p])} | {_fmt(t['zscore_median'][p])} | "
                          f"{_fmt(t['sbc_ks_pvals'][p])} | {_fmt(t['sbc_c2st_ranks'][p])} |")
+        lines += vectors.calibration_rows(vecs)
         if "coverage_max_deviation" in t:
             lines += ["", "Expected coverage: max deviation from the diagonal "
                           f"{_fmt(t['coverage_max_deviation'])}."]

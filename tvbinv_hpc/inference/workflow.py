@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from tvbinv_hpc.errors import InputError
+from tvbinv_hpc.inference import vectors
 from tvbinv_hpc.inference.diagnostics import (
     fc_compare,
     fcd_agreement,
@@ -23,8 +24,9 @@ from tvbinv_hpc.inference.diagnostics import (
     summarize_samples,
     test_rows,
 )
+from tvbinv_hpc.inference.netcdf import write_netcdf
 from tvbinv_hpc.inference.priorcheck import prior_predictive_check
-from tvbinv_hpc.inference.report import build_summary, write_netcdf, write_report
+from tvbinv_hpc.inference.report import build_summary, write_report
 from tvbinv_hpc.inference.settings import validate_diagnose
 from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads, sample_posterior
 
@@ -76,23 +78,37 @@ def _plots(outdir: Path, result: dict) -> list[Path]:
     from tvbinv_hpc.inference import plots  # matplotlib only when plots are asked for
 
     names, feats = result["param_names"], result["feature_names"]
-    s, ps, truth = result["samples"], result["prior_samples"], result["theta_true"]
-    files = [plots.marginals(outdir / "marginals.png", s, ps, names, truth)]
-    if 2 <= len(names) <= plots.MAX_PAIR_PARAMS:
-        files.append(plots.pairs(outdir / "pairs.png", s, names, truth))
+    s, ps, truth, o = result["samples"], result["prior_samples"], result["theta_true"], result["obs"]
+    # Beyond vectors.MAX_TABLE_PARAMS the per-region parameters get a plot each against the region index;
+    # the marginal and pair plots show the global ones and the few best-constrained regions.
+    vecs = vectors.summarised(names)
+    cols, note = vectors.plotted_params(names, o["shrinkage"], plots.MAX_PAIR_PARAMS)
+    sub = [names[j] for j in cols]
+    sub_truth = None if truth is None else truth[cols]
+    files = [plots.marginals(outdir / "marginals.png", s[:, cols], ps[:, cols], sub, sub_truth, note)]
+    if 2 <= len(cols) <= plots.MAX_PAIR_PARAMS:
+        files.append(plots.pairs(outdir / "pairs.png", s[:, cols], sub, sub_truth, note))
+    for base, vc in vecs.items():
+        files.append(plots.regions(outdir / f"regions_{vectors.plot_stem(base)}.png", s[:, vc], ps[:, vc], base,
+                                   [vectors.region_of(names[j]) for j in vc], o["shrinkage"][vc],
+                                   None if truth is None else truth[vc]))
     t = result["test"] or {}
     if "sbc_ranks" in t:
-        o = result["obs"]
         files += [plots.sbc_ranks(outdir / "sbc_ranks.png", t["sbc_ranks"], t["n_samples"], names,
-                                  t["ks_pvals"]),
+                                  t["ks_pvals"], vecs),
                   plots.shrinkage_zscore(outdir / "shrinkage_zscore.png", t["shrinkage"], t["zscore"],
-                                         names, o["shrinkage"], o.get("zscore"))]
+                                         names, o["shrinkage"], o.get("zscore"), vecs)]
     if "expected_coverage" in t or "tarp_ecp" in t:
         files.append(plots.coverage(outdir / "coverage.png", t.get("coverage_levels"),
                                     t.get("expected_coverage"), t.get("tarp_alpha"), t.get("tarp_ecp")))
     ppc = result["ppc"]
     if ppc:
-        files.append(plots.ppc_features(outdir / "ppc_features.png", ppc["x"], result["x_obs"], feats))
+        scalar_feats, region_feats = vectors.split_features(feats)
+        if scalar_feats:
+            files.append(plots.ppc_features(outdir / "ppc_features.png", ppc["x"], result["x_obs"], feats,
+                                            scalar_feats))
+        if region_feats:
+            files.append(plots.ppc_regions(outdir / "ppc_regions.png", ppc["x"], result["x_obs"], region_feats))
         if ppc.get("fc_stats"):
             files.append(plots.fc_matrices(outdir / "fc_observed_vs_predicted.png",
                                            ppc["fc_obs"], ppc["fc_mean"]))
