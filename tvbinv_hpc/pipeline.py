@@ -89,6 +89,8 @@ def build_setup(cfg: dict[str, Any]) -> Setup:
         raise ConfigError("stats.features", f"the features need at least {features.min_samples} BOLD samples "
                           f"(burn-in and window lengths) but each simulation gives {engine.n_bold} "
                           "(simulation.length, bold.tr, bold.transient)")
+    for msg in features.warnings(engine.n_bold):
+        log.warning("stats.features: %s", msg)
     prior = Prior(cfg["prior"], engine.n_regions)
     return Setup(cfg, engine, features, prior, cfg["budget"]["batch_size"])
 

@@ -183,3 +183,28 @@ def test_bench_runs_and_reports_seconds():
     r = bench_features(B=2, T=60, N=8, repeat=1)
     assert r["k"] == len(build_features(DEFAULT_FEATURES, regions=HALVES, n_regions=8, tr_ms=2000.0).names)
     assert all(r[k] > 0 for k in ("fc_s", "fcd_s", "features_s", "per_sim_ms"))
+
+
+@pytest.mark.parametrize("T, win_len, win_sp, include_last, min_lag",
+                         [(42, 20, 1, False, 20), (42, 20, 1, False, 10), (150, 20, 1, False, 20),
+                          (61, 6, 2, True, 3), (30, 6, 4, False, 1)])
+def test_fcd_stats_counts_the_values_its_statistics_see(T, win_len, win_sp, include_last, min_lag):
+    from tvbinv_hpc.stats.fc import triu_values
+
+    spec = {"name": "fcd_stats", "win_len": win_len, "win_sp": win_sp, "include_last": include_last,
+            "min_lag": min_lag}
+    fs = build([spec])
+    (feat,) = fs.features
+    from tvbinv_hpc.stats.fcd import window_starts
+
+    n_win = len(window_starts(T, win_len, win_sp, include_last))
+    F = np.zeros((1, n_win, n_win))
+    assert feat.n_pairs(T) == triu_values(F, min_lag).shape[-1]
+    assert bool(fs.warnings(T)) == (feat.n_pairs(T) < 20)
+
+
+def test_quickstart_like_fcd_stats_are_warned():
+    fs = build([{"name": "fcd_stats", "win_len": 20, "win_sp": 1, "include_last": False, "min_lag": 20}])
+    (msg,) = fs.warnings(42)
+    assert "only 3 window pairs" in msg and "-1.5 whatever the data" in msg
+    assert fs.warnings(42 + 60) == []

@@ -57,6 +57,10 @@ class Batch:
         return self._cache[key]
 
 
+# Fewer FCD values than this make fcd_stats' higher moments and quantiles noise (warned at set-up).
+FCD_MIN_PAIRS = 20
+
+
 def _n_windows_needed(n_windows: int, win_len: int, win_sp: int, include_last: bool) -> int:
     """Samples needed for ``n_windows`` windows under :func:`fcd.window_starts`."""
     return win_len + (n_windows - 1) * win_sp + (0 if include_last else 1)
@@ -98,6 +102,11 @@ class Feature:
     def min_samples(self) -> int:
         """Samples needed after the burn-in cut."""
         return 3
+
+    def warnings(self, n_samples: int) -> list[str]:
+        """What is wrong with this feature on ``n_samples`` BOLD samples (after the burn-in cut) although it
+        can be computed, e.g. statistics over too few values."""
+        return []
 
     def compute(self, batch: Batch) -> np.ndarray:
         raise NotImplementedError
@@ -200,6 +209,24 @@ class FcdStats(Feature):
     def min_samples(self):
         v = self.values  # >= 3 window pairs at lag >= min_lag
         return _n_windows_needed(v["min_lag"] + 2, v["win_len"], v["win_sp"], v["include_last"])
+
+    def n_pairs(self, n_samples: int) -> int:
+        """FCD entries at window lags >= min_lag on ``n_samples`` samples: the values the statistics see."""
+        v = self.values
+        last = n_samples - v["win_len"] + (1 if v["include_last"] else 0)
+        n_win = max(0, -(-last // v["win_sp"])) if last > 0 else 0
+        m = max(0, n_win - v["min_lag"])
+        return m * (m + 1) // 2
+
+    def warnings(self, n_samples: int) -> list[str]:
+        n = self.n_pairs(n_samples)
+        if n >= FCD_MIN_PAIRS:
+            return []
+        v = self.values
+        return [f"fcd_stats: only {n} window pairs at lag >= {v['min_lag']} in {n_samples} BOLD samples "
+                f"(win_len {v['win_len']}, win_sp {v['win_sp']}): its {', '.join(self.names)} are statistics "
+                f"of {n} values (a kurtosis of 3 values is -1.5 whatever the data). Lengthen simulation.length, "
+                "lower min_lag, or leave fcd_stats out"]
 
     def compute(self, batch):
         v = self.values

@@ -151,6 +151,10 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def warnings(self, n_bold: int) -> list[str]:
+        """Features that can be computed on ``n_bold`` samples but say little there (see Feature.warnings)."""
+        return [w for f in self.features for w in f.warnings(n_bold - self.burn_in_samples)]
+
     def describe(self) -> list[dict]:
         """The effective specs, every default filled in; valid input to :func:`build_features`."""
         return [f.describe() for f in self.features]
