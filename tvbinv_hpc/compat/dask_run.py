@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.compat.run import RunSummary, _ensure_store, _Setup, all_rows_x, build, store_path
+from tvbinv_hpc.compat.run import RunSummary, _ensure_store, _Setup, all_rows_x, build, front_arguments
 from tvbinv_hpc.errors import TvbinvError
 from tvbinv_hpc.parallel import driver, mpi, store
 from tvbinv_hpc.parallel.progress import Progress
@@ -151,14 +151,7 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
         finished rows are written.
     """
     distributed = _distributed(client)
-    if backend is not None:
-        log.info("run_dask: backend=%r ignored; tvbinv_hpc always simulates with its own engine", backend)
-    path = store_path(filename)
-    if checkpoint_dir is not None:
-        log.info("run_dask: checkpoint_dir=%r unused; %s is its own checkpoint (calling again resumes it)",
-                 os.fspath(checkpoint_dir), path)
-    if reduction is not None and not callable(reduction):
-        raise TvbinvError(f"reduction must be callable (it gets the (n, k) summary statistics), got {reduction!r}")
+    path = front_arguments("run_dask", filename, reduction, backend, checkpoint_dir)
     if not isinstance(seq, SimSeq):
         raise TvbinvError(f"run_dask needs a SimSeq (sbi_model.generate_sim_seq(n)), got {type(seq).__name__}")
     threads = _dask_threads(n_jobs)

@@ -265,14 +265,7 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
     in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
     tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own simulator the others
     (logged, with its speed; see tvbinv_hpc.sim.tvb_engine)."""
-    if backend is not None:
-        log.info("run_local: backend=%r ignored; tvbinv_hpc picks the engine from the template", backend)
-    path = store_path(filename)
-    if checkpoint_dir is not None:
-        log.info("run_local: checkpoint_dir=%r unused; %s is its own checkpoint (calling again resumes it)",
-                 os.fspath(checkpoint_dir), path)
-    if reduction is not None and not callable(reduction):
-        raise TvbinvError(f"reduction must be callable (it gets the (n, k) summary statistics), got {reduction!r}")
+    path = front_arguments("run_local", filename, reduction, backend, checkpoint_dir)
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
     built: dict[str, Any] = {}
@@ -293,6 +286,20 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
     if reduction is not None and not out.pending and mpi.rank() == 0:
         reduction(all_rows_x(path))
     return RunSummary(path, out.counts, out.rows_done, out.pending, out.stopped, out.wall)
+
+
+def front_arguments(api: str, filename: str | os.PathLike, reduction: Any, backend: Any,
+                    checkpoint_dir: str | os.PathLike | None) -> Path:
+    """tvb-inversion's run_* arguments that tvbinv_hpc accepts but reads differently: the store's path."""
+    if backend is not None:
+        log.info("%s: backend=%r ignored; tvbinv_hpc picks the engine from the template", api, backend)
+    path = store_path(filename)
+    if checkpoint_dir is not None:
+        log.info("%s: checkpoint_dir=%r unused; %s is its own checkpoint (calling again resumes it)",
+                 api, os.fspath(checkpoint_dir), path)
+    if reduction is not None and not callable(reduction):
+        raise TvbinvError(f"reduction must be callable (it gets the (n, k) summary statistics), got {reduction!r}")
+    return path
 
 
 def all_rows_x(path: str | os.PathLike) -> np.ndarray:

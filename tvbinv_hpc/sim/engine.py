@@ -90,18 +90,12 @@ class Engine:
                                           self.tvb_order)
         self.horizon = self.topology.horizon
         period = self.dt if tavg_period is None else float(tavg_period)
-        self.istep = int(round(period / self.dt))                 # TVB's iround(period / dt)
-        if self.istep < 1:
-            raise ConfigError("bold.tavg_period", f"{period} is shorter than dt {self.dt}")
+        self.istep, self.bold_every = time_grid(self.dt, period, self.ms_per_unit, bold_tr)
+        every = self.bold_every
         self.tavg_period = self.istep * self.dt
         self.n_tavg = self.nstep // self.istep
         tavg_ms = self.tavg_period * self.ms_per_unit
-        every = round(bold_tr / tavg_ms)
-        if every < 1 or abs(every * tavg_ms - bold_tr) > 1e-6 * bold_tr:
-            raise ConfigError("bold.tr", f"{bold_tr} ms is not a multiple of the temporal average period "
-                                         f"{tavg_ms} ms (tavg_period * ms_per_unit)")
         self.tr_ms = every * tavg_ms
-        self.bold_every = every
         self._set_bold_start(bold_start, bold_warmup, tavg_ms)
         if bold_transient is None:             # "auto": warm-up + the Balloon's settling time
             bold_transient = self.bold_warmup_ms + bold.SETTLE_S * 1000.0
@@ -317,6 +311,20 @@ class Engine:
             out.tavg[real] = rec_tavg[:nreal]
         if out.raw is not None:
             out.raw[real] = rec_raw[:nreal]
+
+
+def time_grid(dt: float, tavg_period: float, ms_per_unit: float, bold_tr: float) -> tuple[int, int]:
+    """(integration steps per temporal average, temporal averages per BOLD sample): TVB's
+    iround(period / dt), and a TR that must be a whole number of averaging periods. Both engines use it."""
+    istep = int(round(tavg_period / dt))
+    if istep < 1:
+        raise ConfigError("bold.tavg_period", f"{tavg_period} is shorter than dt {dt}")
+    tavg_ms = istep * dt * ms_per_unit
+    every = round(bold_tr / tavg_ms)
+    if every < 1 or abs(every * tavg_ms - bold_tr) > 1e-6 * bold_tr:
+        raise ConfigError("bold.tr", f"{bold_tr} ms is not a multiple of the temporal average period "
+                                     f"{tavg_ms} ms (tavg_period * ms_per_unit)")
+    return istep, every
 
 
 def _config_key(key: str) -> str:

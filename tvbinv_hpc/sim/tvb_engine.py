@@ -35,7 +35,7 @@ import numpy as np
 
 from tvbinv_hpc.errors import ConfigError, UnsupportedError
 from tvbinv_hpc.sim.bold import SETTLE_S, balloon_steady, balloon_step2, bold_signal
-from tvbinv_hpc.sim.engine import SimResult
+from tvbinv_hpc.sim.engine import SimResult, time_grid
 from tvbinv_hpc.sim.mpr import STATUS_DIVERGED, STATUS_OK
 
 KIND = "tvb"
@@ -127,16 +127,10 @@ class TVBEngine:
 
     def _set_grid(self, period: float, bold_tr: float, bold_transient: float | None) -> None:
         """The numba Engine's time grid: temporal averages, BOLD samples (the same arithmetic)."""
-        self.istep = int(round(period / self.dt))
-        if self.istep < 1:
-            raise ConfigError("bold.tavg_period", f"{period} is shorter than dt {self.dt}")
+        self.istep, every = time_grid(self.dt, period, self.ms_per_unit, bold_tr)
         self.tavg_period = self.istep * self.dt
         self.n_tavg = self.nstep // self.istep
         tavg_ms = self.tavg_period * self.ms_per_unit
-        every = round(bold_tr / tavg_ms)
-        if every < 1 or abs(every * tavg_ms - bold_tr) > 1e-6 * bold_tr:
-            raise ConfigError("bold.tr", f"{bold_tr} ms is not a multiple of the temporal average period "
-                                         f"{tavg_ms} ms (tavg_period * ms_per_unit)")
         self.tr_ms, self.bold_every = every * tavg_ms, every
         if bold_transient is None:   # "auto": the Balloon's settling time (there is no neural warm-up here)
             bold_transient = SETTLE_S * 1000.0
