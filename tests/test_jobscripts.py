@@ -75,8 +75,14 @@ def start(kind: str, cfg: Path, env: dict[str, str], cwd: Path) -> subprocess.Po
         cmd = ["bash", str(SCRIPTS[kind])]
     else:
         cmd = ["bash", str(SCRIPTS[kind]), str(cfg)]
+    # SIGINT at its default: a suite started in the background (`make test &`) inherits SIGINT ignored, and a
+    # shell cannot trap a signal ignored on entry, so the Ctrl-C test would measure how pytest was started
     return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(proc: subprocess.Popen, timeout: float) -> str:
