@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+# A plain import, not importorskip: `make test` installs the dask extra, and a skip would hide a broken install.
+import distributed
 import h5py
 import numpy as np
 import pytest
@@ -16,8 +18,6 @@ from tvbinv_support import store_rows as rows
 
 from tvbinv_hpc.errors import TvbinvError
 from tvbinv_hpc.parallel import store
-
-distributed = pytest.importorskip("distributed")
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 8
