@@ -47,7 +47,8 @@ class Connectome:
     @property
     def regions(self) -> RegionInfo:
         """Labels, centres and hemisphere statement, for the features' homotopic pairing."""
-        return RegionInfo(tuple(self.region_labels), self.centres, self.stated_hemispheres)
+        return RegionInfo(tuple(self.region_labels), self.centres, self.stated_hemispheres,
+                          sc=self.baseline_sc, lengths=self.tract_lengths)
 
     def select_regions(self, data: np.ndarray, axis: int, where: str) -> np.ndarray:
         """Cut an array with the source's regions along ``axis`` as the connectome was cut; an array that

@@ -109,3 +109,37 @@ def ref_region_stats(b, stats):
         for i in range(b.shape[1]):
             out.append(np.mean(b[:, i]) if s == "mean" else np.std(b[:, i]))
     return out
+
+
+def ref_connectome(N, seed=11):
+    """Streamline-count-like SC (not symmetric, some zeros) and tract lengths (0 where no tract)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 30, size=(N, N)).astype(float)
+    np.fill_diagonal(counts, 0)
+    return counts, np.where(counts > 0, rng.uniform(5, 120, size=(N, N)), 0.0)
+
+
+def ref_fc_structure(b, counts, lengths):
+    """Pair by pair, from the definitions: r with (W + W')/2, log(1 + that / min positive W), mean length."""
+    c = np.corrcoef(b.T)
+    N = b.shape[1]
+    unit = min(counts[i, j] for i in range(N) for j in range(N) if i != j and counts[i, j] > 0)
+    pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
+    fc = np.array([c[i, j] for i, j in pairs])
+    sc = np.array([(counts[i, j] + counts[j, i]) / 2 for i, j in pairs])
+    ln = np.array([(lengths[i, j] + lengths[j, i]) / 2 for i, j in pairs])
+    has = ln > 0
+    return [np.corrcoef(fc, sc)[0, 1], np.corrcoef(fc, np.log1p(sc / unit))[0, 1],
+            np.corrcoef(fc[has], ln[has])[0, 1]]
+
+
+def ref_fc_contrast(b, left, right):
+    c = np.corrcoef(b.T)
+    N = b.shape[1]
+    side = {i: 0 for i in left} | {i: 1 for i in right}
+    pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
+    v = np.array([c[i, j] for i, j in pairs])
+    homo = np.mean([c[i, j] for i, j in zip(left, right)])
+    within = np.mean([c[i, j] for i, j in pairs if i in side and j in side and side[i] == side[j]])
+    between = np.mean([c[i, j] for i, j in pairs if i in side and j in side and side[i] != side[j]])
+    return [(homo - v.mean()) / v.std(), (within - between) / v.std(), v.std() / (1 - v.mean())]

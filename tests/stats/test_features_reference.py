@@ -4,8 +4,11 @@ import pytest
 from stats_reference import (
     random_bold,
     ref_bold_fcd_for_sbi,
+    ref_connectome,
     ref_eigenvalues,
+    ref_fc_contrast,
     ref_fc_stats,
+    ref_fc_structure,
     ref_fcd_stats,
     ref_homotopic,
     ref_region_stats,
@@ -44,7 +47,16 @@ def _specs(N, L):
          lambda b: ref_homotopic(b, left, right)),
         ({"name": "fc_eigenvalues", "n": 4}, lambda b: ref_eigenvalues(b, 4)),
         ({"name": "bold_region_stats"}, lambda b: ref_region_stats(b, ["mean", "std"])),
+        ({"name": "fc_structure"}, lambda b: ref_fc_structure(b, *ref_connectome(N))),
+        ({"name": "fc_contrast", "hemispheres": {"left": left, "right": right}},
+         lambda b: ref_fc_contrast(b, left, right)),
     ]
+
+
+def regions(N):
+    """Index halves, as these synthetic regions are laid out, and a connectome for fc_structure."""
+    counts, lengths = ref_connectome(N)
+    return RegionInfo(stated="halves", sc=counts, lengths=lengths)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -54,7 +66,7 @@ def test_every_feature_matches_reference(case):
     bold = random_bold(2, T, N, seed=5) if case == "random" else simulated_like_bold(2, T, N, seed=7)
     specs = _specs(N, L)
     assert {s["name"] for s, _ in specs} == set(FEATURES)  # a new feature must get a reference here
-    fs = build_features([s for s, _ in specs], regions=HALVES, n_regions=N, tr_ms=720.0)
+    fs = build_features([s for s, _ in specs], regions=regions(N), n_regions=N, tr_ms=720.0)
     x = fs.compute(bold.astype(np.float64))
     assert x.shape == (2, len(fs.names)) and np.isfinite(x).all()
     for b in range(2):
@@ -67,9 +79,9 @@ def test_burn_in_cut_before_every_feature():
     bold = simulated_like_bold(2, 60, 8, seed=2)
     specs = [{"name": n} if n != "bold_fcd_for_sbi" else {"name": n, "win_len": 5} for n in FEATURES]
     specs = [dict(s, win_len=5) if s["name"] == "fcd_stats" else s for s in specs]
-    cut = build_features(specs, regions=HALVES, n_regions=8, tr_ms=2000.0, burn_in=5000.0)  # 2.5 TR -> 3 samples
+    cut = build_features(specs, regions=regions(8), n_regions=8, tr_ms=2000.0, burn_in=5000.0)  # 2.5 TR -> 3 samples
     assert cut.burn_in_samples == 3
-    plain = build_features(specs, regions=HALVES, n_regions=8, tr_ms=2000.0)
+    plain = build_features(specs, regions=regions(8), n_regions=8, tr_ms=2000.0)
     assert cut.min_samples == plain.min_samples + 3
     np.testing.assert_array_equal(cut.compute(bold), plain.compute(bold[:, 3:]))
     assert not np.allclose(cut.compute(bold), plain.compute(bold))

@@ -37,8 +37,10 @@ def test_feature_defaults_and_docs():
         assert FEATURES[name].__doc__
         for p in params.values():
             assert set(p) == {"default", "doc"} and p["doc"] and p["default"] is not None
+        sc = np.abs(np.random.default_rng(0).normal(size=(76, 76)))   # fc_structure needs a connectome
         fs = build_features([{"name": name, **{k: v["default"] for k, v in params.items()}}],
-                            regions=HALVES, n_regions=76, tr_ms=2000.0)  # the defaults are valid values
+                            regions=RegionInfo(stated="halves", sc=sc, lengths=sc + 1), n_regions=76,
+                            tr_ms=2000.0)  # the defaults are valid values
         assert fs.describe()[0]["name"] == name
 
 

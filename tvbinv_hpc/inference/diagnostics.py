@@ -13,6 +13,7 @@ import torch
 
 from tvbinv_hpc.errors import InputError
 from tvbinv_hpc.inference.train import quiet_sampling
+from tvbinv_hpc.stats.structure import Structure
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)
@@ -153,9 +154,7 @@ def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
     return {"fc_corr": r, "fc_rmse": rmse}
 
 
-def _triu_corr(a: np.ndarray, b: np.ndarray) -> float:
-    iu = np.triu_indices_from(a, k=1)
-    u, v = a[iu], b[iu]
+def _corr(u: np.ndarray, v: np.ndarray) -> float:
     ok = np.isfinite(u) & np.isfinite(v)
     if ok.sum() < 3 or u[ok].std() == 0 or v[ok].std() == 0:
         return float("nan")
@@ -165,22 +164,17 @@ def _triu_corr(a: np.ndarray, b: np.ndarray) -> float:
 def sc_baselines(fc_obs: np.ndarray, sc: np.ndarray) -> dict:
     """r(FC, SC) and r(FC, log(1 + SC)): how well the structure alone predicts the observed FC.
 
-    Upper triangle (k = 1) of the observed FC against the symmetrised SC, (W + W') / 2, as the FC is
-    symmetric. log(1 + SC) is not scale-free, and the simulator's weights are often normalised by their
-    maximum (where log(1 + w) is nearly linear and the baseline collapses onto raw SC): SC is therefore
-    expressed in units of its smallest non-zero off-diagonal weight first, which turns max-normalised
-    streamline counts back into counts (the smallest count is 1) and so gives log(1 + count) exactly.
-    A fit whose predicted FC correlates less with the data than these does not use the dynamics.
+    Upper triangle (k = 1) of the observed FC against the symmetrised SC, with log(1 + SC) in units of the
+    smallest non-zero weight (:class:`tvbinv_hpc.stats.structure.Structure`, the definition the
+    ``fc_pattern`` feature uses too). A fit whose predicted FC correlates less with the data than these
+    does not use the dynamics.
     """
     fc_obs, w = np.asarray(fc_obs, dtype=np.float64), np.asarray(sc, dtype=np.float64)
     if fc_obs.shape != w.shape or fc_obs.ndim != 2:
         raise InputError(f"FC {fc_obs.shape} and SC {w.shape} must be square matrices of the same size")
-    off = ~np.eye(len(w), dtype=bool)
-    pos = np.abs(w[off])[np.abs(w[off]) > 0]
-    unit = float(pos.min()) if pos.size else 1.0
-    sym = (np.abs(w) + np.abs(w).T) / 2
-    return {"r_fc_sc": _triu_corr(fc_obs, sym), "r_fc_logsc": _triu_corr(fc_obs, np.log1p(sym / unit)),
-            "sc_log_unit": unit}
+    s = Structure(w)
+    u = fc_obs[s.iu]
+    return {"r_fc_sc": _corr(u, s.sc), "r_fc_logsc": _corr(u, s.log_sc), "sc_log_unit": s.sc_log_unit}
 
 
 def ks_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from .params import (
     samples,
     text,
 )
+from .structure import Structure, triu_corr_rows
 
 __all__ = ["Batch", "Feature", "FEATURES", "COMMON_PARAMS"]
 
@@ -274,6 +275,84 @@ class FcEigenvalues(Feature):
         return out
 
 
+STRUCTURE_STATS = ("r_sc", "r_logsc", "r_length")
+
+
+def _structure_stats(v: Any, ctx: Context) -> list[str]:
+    stats = choice_list(STRUCTURE_STATS)(v, ctx)
+    info = ctx.regions
+    if info is None or info.sc is None:
+        raise ValueError("needs the connectome's structural connectivity, which this context does not have")
+    if "r_length" in stats and (info.lengths is None or not np.any(info.lengths > 0)):
+        raise ValueError("r_length needs tract lengths, and the connectome has none")
+    return stats
+
+
+class FcStructure(Feature):
+    """Structure-function coupling: Pearson r of the FC upper triangle with the connectome's SC as read
+    (symmetrised), with log(1 + SC) and with the tract lengths (pairs with a tract only); definitions in
+    stats/structure.py. Unchanged when a component shared by all regions moves every correlation alike
+    (FC -> a FC + b), which a model without such a component cannot match in fc_mean. Names fc_<stat>."""
+
+    name = "fc_structure"
+    params = {"stats": Param(list(STRUCTURE_STATS), "r of the FC upper triangle with the connectome's SC as read "
+                             "(r_sc), log(1 + SC) (r_logsc), tract lengths (r_length); names fc_<stat>",
+                             _structure_stats)}
+
+    def __init__(self, values: dict[str, Any], ctx: Context):
+        super().__init__(values, ctx)
+        self._structure = Structure(ctx.regions.sc, ctx.regions.lengths)
+
+    def _names(self):
+        return [f"fc_{s}" for s in self.values["stats"]]
+
+    def compute(self, batch):
+        s = self._structure
+        upper = batch.fc()[:, s.iu[0], s.iu[1]]
+        cols = {"r_sc": lambda: triu_corr_rows(upper, s.sc),
+                "r_logsc": lambda: triu_corr_rows(upper, s.log_sc),
+                "r_length": lambda: triu_corr_rows(upper, s.length, s.has_length)}
+        return np.stack([cols[n]() for n in self.values["stats"]], axis=1)
+
+
+CONTRAST_STATS = ("homotopic_z", "hemisphere_z", "spread")
+
+
+class FcContrast(Feature):
+    """Where the strong correlations sit, in units of the FC's spread, and that spread relative to the room
+    left below 1: homotopic_z = (mean FC over homotopic pairs - mean FC) / std FC; hemisphere_z = (mean FC
+    within hemispheres - mean FC between) / std FC (regions outside both hemisphere lists ignored);
+    spread = std FC / (1 - mean FC). All over the upper triangle. A signal shared by every region (with
+    equal variances) maps FC to a FC + (1 - a): none of the three moves. Names fc_<stat>."""
+
+    name = "fc_contrast"
+    params = {"stats": Param(list(CONTRAST_STATS), "homotopic_z, hemisphere_z: mean FC of homotopic pairs minus "
+                             "the mean, within minus between hemispheres, in FC standard deviations; spread = "
+                             "std / (1 - mean); names fc_<stat>", choice_list(CONTRAST_STATS)),
+              "hemispheres": HEMIS}
+
+    def _names(self):
+        return [f"fc_{s}" for s in self.values["stats"]]
+
+    def compute(self, batch):
+        c, h = batch.fc(), self.values["hemispheres"]
+        mu_sd = row_stats(triu_values(c, 1), ["mean", "std"])
+        mu, sd = mu_sd[:, 0], mu_sd[:, 1]
+        n = c.shape[1]
+        side = np.full(n, -1)
+        side[h.left], side[h.right] = 0, 1
+        i, j = np.triu_indices(n, 1)
+        both = (side[i] >= 0) & (side[j] >= 0)
+        within, between = both & (side[i] == side[j]), both & (side[i] != side[j])
+        # numerators: homotopic mean above the FC mean; within- above between-hemisphere mean
+        cols = {"homotopic_z": lambda: _per_sim(c[:, h.left, h.right], "mean") - mu,
+                "hemisphere_z": lambda: c[:, i[within], j[within]].mean(axis=1)
+                - c[:, i[between], j[between]].mean(axis=1),
+                "spread": lambda: sd * sd / (1.0 - mu)}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.stack([cols[s]() / sd for s in self.values["stats"]], axis=1)
+
+
 class BoldRegionStats(Feature):
     """Mean and/or std (ddof 0) of BOLD per region over time: N values each.
     Names bold_<stat>_<region index>."""
@@ -296,5 +375,6 @@ class BoldRegionStats(Feature):
 
 
 FEATURES: dict[str, type[Feature]] = {
-    cls.name: cls for cls in (BoldFcdForSbi, FcStats, FcdStats, HomotopicFc, FcEigenvalues, BoldRegionStats)
+    cls.name: cls for cls in (BoldFcdForSbi, FcStats, FcdStats, HomotopicFc, FcEigenvalues, FcStructure,
+                               FcContrast, BoldRegionStats)
 }

@@ -47,6 +47,9 @@ class RegionInfo:
     labels: tuple[str, ...] = ()
     centres: np.ndarray | None = None
     stated: Any = "auto"
+    # The structural connectivity as read and the tract lengths (N, N), for the structure-function features.
+    sc: np.ndarray | None = None
+    lengths: np.ndarray | None = None
 
 
 def _is_int(v: Any) -> bool:
