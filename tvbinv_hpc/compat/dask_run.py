@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.compat.run import RunSummary, _ensure_store, _Setup, all_rows_x, build, front_arguments
+from tvbinv_hpc.compat.run import RunSummary, all_rows_x, build, ensure_store, front_arguments
 from tvbinv_hpc.errors import TvbinvError
 from tvbinv_hpc.parallel import driver, mpi, store
+from tvbinv_hpc.parallel.job import Job
 from tvbinv_hpc.parallel.progress import Progress
 
 log = logging.getLogger("tvbinv_hpc")
@@ -51,7 +52,7 @@ class _Job:
 
 # Per worker process: the setups of the latest runs, by job token.  A worker serves a run's batches with
 # one setup; a couple of entries cover a client that runs two stores one after the other on one cluster.
-_SETUPS: dict[str, _Setup] = {}
+_SETUPS: dict[str, Job] = {}
 _SETUPS_KEEP = 2
 _SETUPS_LOCK = threading.Lock()  # a worker's threads share the cache: build a run's setup once
 
@@ -60,7 +61,7 @@ def _job(job: _Job) -> _Job:
     return job
 
 
-def _worker_setup(job: _Job) -> _Setup:
+def _worker_setup(job: _Job) -> Job:
     with _SETUPS_LOCK:
         s = _SETUPS.get(job.token)
         if s is None:
@@ -158,7 +159,7 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
     s, view = build(seq, metrics, **kw)
-    _ensure_store(s, seq, path, view)
+    ensure_store(s, seq, path, view)
     s.engine.threads = threads
     B = s.engine.rows_per_batch(s.batch_size)  # as the driver batches: whole lane groups for every thread
 

@@ -12,7 +12,6 @@ BOLD of every simulation; code that indexed it directly needs ``load_summary_sta
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -27,7 +26,8 @@ import numpy as np
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq
 from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError, UnsupportedError
-from tvbinv_hpc.parallel import driver, mpi, store
+from tvbinv_hpc.parallel import driver, job, mpi, store
+from tvbinv_hpc.parallel.job import Job
 
 log = logging.getLogger("tvbinv_hpc")
 # Engine config keys -> the run_local argument that sets them (errors name what the user typed).
@@ -51,15 +51,6 @@ class RunSummary(os.PathLike):
 
     def __str__(self) -> str:
         return str(self.path)
-
-
-@dataclass
-class _Setup:  # what driver.run_rows reads (pipeline.Setup's fields)
-    cfg: dict[str, Any]
-    engine: Any
-    features: Any
-    prior: Any
-    batch_size: int
 
 
 def _val(a: Any) -> Any:
@@ -166,7 +157,7 @@ def make_engine(seq: SimSeq, **kw: Any) -> tuple[Any, str]:
 
 def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
           bold_transient: float, tavg_period: float | None, save_bold: bool,
-          test_fraction: float, announce: bool = True) -> tuple[_Setup, dict[str, Any]]:
+          test_fraction: float, announce: bool = True) -> tuple[Job, dict[str, Any]]:
     """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError).
     ``announce``: log which engine runs (with TVB's simulator, after a short probe of its speed)."""
     from tvbinv_hpc.sim.defaults import NUMERICS
@@ -211,35 +202,31 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
         "store": {"save_bold": bool(save_bold), "test_fraction": float(test_fraction)},
     }
     view = json.loads(json.dumps(view, default=str))  # plain types: identical before and after a reload
-    return _Setup(view, engine, features, seq.prior, int(batch_size)), view
+    return Job(view, engine, features, seq.prior, int(batch_size), seed=seq.seed, output=Path.cwd()), view
 
 
-def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> None:
-    from tvbinv_hpc.config import changed_keys, dumps
-    from tvbinv_hpc.info import versions
+# A refused restart names run_local's arguments, not config keys.
+_REFUSAL = store.Refusal(
+    other_numerics="{path} was made by another version of the simulator (its rows differ in their last bits): "
+                   "finish it with that version, or use another filename.",
+    other_run="{path} was made by a different run; changed: {changed}. Use the same seq, metrics and settings "
+              "to resume it, or another filename.")
 
-    chash = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
-    if path.exists():
-        refuse_numpy_file(path)
-        head = store.read_header(path)  # refuses a foreign file
-        if head["config_hash"] != chash:
-            changed = changed_keys(json.loads(head["store_view"]), view)
-            if "engine.numerics" in changed:
-                raise TvbinvError(f"{path} was made by another version of the simulator (its rows differ in "
-                                  "their last bits): finish it with that version, or use another filename.")
-            raise TvbinvError(f"{path} was made by a different run; changed: {', '.join(changed) or '(unknown)'}. "
-                              "Use the same seq, metrics and settings to resume it, or another filename.")
+
+def ensure_store(s: Job, seq: SimSeq, path: Path, view: dict[str, Any]) -> None:
+    """Create the store of this seq at ``path``, or check that the file there is one (and resume it)."""
+    from tvbinv_hpc.config import dumps, view_hash
+
+    chash = view_hash(view)
+    refuse_numpy_file(path)
+
+    def layout() -> store.Layout:
+        return s.layout(seq.values, job.held_out_split(len(seq), view["store"]["test_fraction"]),
+                        save_bold=view["store"]["save_bold"], config_text=dumps(view), config_hash=chash,
+                        store_view=view)
+
+    if not job.ensure_store(path, layout, config_hash=chash, store_view=view, refusal=_REFUSAL):
         log.info("resuming %s", path)
-        return
-    n = len(seq)
-    split = np.zeros(n, np.int8)
-    split[n - int(np.ceil(n * view["store"]["test_fraction"])):] = store.TEST
-    meta = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
-    store.create(path, store.Layout(
-        theta=seq.values, split=split, param_names=seq.names, feature_names=s.features.names,
-        n_regions=s.engine.n_regions, n_bold=s.engine.n_bold, tr_ms=s.engine.tr_ms,
-        save_bold=view["store"]["save_bold"], config_text=dumps(view), config_hash=chash, store_view=view,
-        meta=meta))
 
 
 def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
@@ -272,7 +259,7 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
 
     def check() -> None:
         setup, view = built["s"] = build(seq, metrics, **kw)
-        _ensure_store(setup, seq, path, view)
+        ensure_store(setup, seq, path, view)
 
     threads = _threads(n_jobs)
     mpi.decide(check)
