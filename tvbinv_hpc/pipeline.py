@@ -178,15 +178,14 @@ def _train(s: Job, force: bool, obs: list[Observation] | None = None) -> None:
         observed = obs if obs is not None else observe_all(s) if observation_configured(s.cfg) else []
         for o in observed if n_ok else []:
             _prior_check(s, rows["x"], o.x, o.name)
-        settings = dict(s.cfg["train"])
-        if settings.get("seed") is None:
-            settings["seed"] = s.seed
+        settings = s.cfg["train"]   # validated with the config: passed on as it is
+        seed = settings["seed"] if settings["seed"] is not None else s.seed
         trained = inference.train_posterior(
             rows["theta"], rows["x"], s.prior.torch(), settings, param_names=s.prior.names,
             feature_names=s.features.names, prior_spec=s.prior.to_spec(),
-            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": settings["seed"],
+            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": seed,
                   "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node
-            log=log.info, tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
+            log=log.info, tensorboard_dir=s.output / "tensorboard" if settings["tensorboard"] else None)
         inference.save_posterior(path, trained)
         log.info("train: saved %s", path)
 

@@ -277,7 +277,7 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
     posterior is their equal-weight mixture, a :class:`FlowEnsemble`.
     TensorBoard logs go to ``tensorboard_dir`` (default ./tensorboard) only when asked for.
     """
-    settings = validate_train(settings)
+    settings = validate_train(settings)   # a no-op for the config's section, checked when it was read
     # sbi trains in float32: float32 rows (store.read_rows(dtype=np.float32)) are used without a copy, so
     # 10^6 rows x 100 features cost 400 MB once, not three times that.
     theta32, x32 = np.asarray(theta, dtype=np.float32), np.asarray(x, dtype=np.float32)
@@ -346,7 +346,7 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
         "prior_spec": prior_spec,
         "config_hash": meta.get("config_hash"),
         "builder": spec,
-        "train_settings": settings,
+        "train_settings": {**settings, "seed": seed},   # the seed used, whoever chose it
         "theta_dim": d,
         "x_dim": x.shape[1],
         "versions": _versions(),
