@@ -17,7 +17,7 @@ import numpy as np
 
 from tvbinv_hpc import config as config_mod
 from tvbinv_hpc.errors import ConfigError, TvbinvError
-from tvbinv_hpc.observation import (  # noqa: F401  (observe, synthetic_theta: part of this module's API)
+from tvbinv_hpc.inference.observation import (  # noqa: F401  (observe, synthetic_theta: re-exported, the phase API tests and scripts use)
     Observation,
     cohort_sources,
     fcd_values,
@@ -26,14 +26,13 @@ from tvbinv_hpc.observation import (  # noqa: F401  (observe, synthetic_theta: p
     observation_configured,
     observe,
     observe_all,
-    predicted_fc,
     synthetic_theta,
 )
+from tvbinv_hpc.inference.ppc import PPC_OFFSET, ppc_service
 from tvbinv_hpc.parallel import driver, job, mpi, store
 from tvbinv_hpc.parallel.job import Job
 
 log = logging.getLogger("tvbinv_hpc")
-PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide with the prior's rows
 _fcd_values = fcd_values   # the name tests and older callers use
 
 
@@ -217,41 +216,9 @@ def _prior_check(s: Job, x_train: np.ndarray, x_obs: np.ndarray, name: str = "")
     return check
 
 
-def _ppc_service(s: Job) -> dict[str, Any]:
-    """Posterior predictive simulations on all ranks, through the driver and a store of their own."""
-
-    def ppc(theta: np.ndarray, subject: str = "") -> tuple[np.ndarray, np.ndarray | None, Any]:
-        path = s.output / (f"ppc_{subject}.h5" if subject else "ppc.h5")
-        chash = config_mod.config_hash(s.cfg) + "-ppc-" + _array_hash(theta)
-
-        def layout() -> store.Layout:
-            return s.layout(theta, np.full(len(theta), store.TEST, np.int8), save_bold=True,
-                            config_text=config_mod.dumps(s.cfg), config_hash=chash,
-                            store_view={"ppc_of": config_mod.config_hash(s.cfg)}, kind="posterior_predictive")
-
-        # our own derived file: one made for other draws is replaced, not refused
-        mpi.decide(lambda: job.ensure_store(path, layout, config_hash=chash, store_view={}, replace=True))
-        driver.run_rows(s, path, offset=PPC_OFFSET, progress="log", interval=s.cfg["run"]["progress_interval"],
-                        writer=s.cfg["store"]["writer"], what="ppc sims")
-        if mpi.rank() != 0:
-            return np.empty(0), None, None
-        x, status, bold = store.read_predictive(path)
-        if not len(bold):
-            return x, None, None
-        return x, predicted_fc(s, bold), fcd_values(s, bold)
-
-    return {"ppc": ppc}
-
-
-def _array_hash(a: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()[:12]
-
-
 def _diagnose(s: Job, obs: list[Observation] | None, force: bool) -> dict[str, Any] | None:
     outdir = s.output / "diagnostics"
-    services = _ppc_service(s)
+    services = ppc_service(s)
     key = {"posterior": config_mod.config_hash(s.cfg) + "-" + _train_hash(s),
            "diagnose": s.cfg["diagnose"], "observation": s.cfg["observation"]}
 
