@@ -98,7 +98,7 @@ class Posterior:
         if seed is not None:
             torch.manual_seed(int(seed))
         if kwargs.get("reject_outside_prior", True) and hasattr(self.posterior, "prior"):
-            from tvbinv_hpc.inference.train import MIN_ACCEPTANCE, mass_inside_prior
+            from tvbinv_hpc.inference.posterior import MIN_ACCEPTANCE, mass_inside_prior
 
             # sbi's rejection loop never ends when the flow puts (almost) nothing inside the prior at x.
             mass = mass_inside_prior(self.posterior, xt)

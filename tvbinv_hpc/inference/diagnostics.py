@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from tvbinv_hpc.errors import InputError
-from tvbinv_hpc.inference.train import quiet_sampling
+from tvbinv_hpc.inference.posterior import quiet_sampling
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)

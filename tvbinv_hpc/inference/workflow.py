@@ -25,10 +25,11 @@ from tvbinv_hpc.inference.diagnostics import (
     test_rows,
 )
 from tvbinv_hpc.inference.netcdf import write_netcdf
+from tvbinv_hpc.inference.posterior import sample_posterior
 from tvbinv_hpc.inference.priorcheck import prior_predictive_check
 from tvbinv_hpc.inference.report import build_summary, write_report
 from tvbinv_hpc.inference.settings import validate_diagnose
-from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads, sample_posterior
+from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads
 
 # theta (K, d) -> x_ppc (K, k), or (x_ppc, fc_mean (N, N) | None[, fcd values: one 1-D array per valid draw])
 PpcSimulate = Callable[[np.ndarray], Any]
