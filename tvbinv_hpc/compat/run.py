@@ -37,7 +37,23 @@ _ARGS = {"bold.tr": "bold_tr", "bold.tavg_period": "tavg_period", "bold.transien
 
 @dataclass
 class RunSummary(os.PathLike):
-    """What a run did; usable as the store's path (``os.fspath(summary)``, ``load_summary_stats(summary)``)."""
+    """What a run did; usable as the store's path (``os.fspath(summary)``, ``load_summary_stats(summary)``).
+
+    Attributes
+    ----------
+    path
+        The store.
+    counts
+        The store's rows by status after the call: ok, diverged, error, pending.
+    rows_done
+        Rows finished in this call.
+    pending
+        Rows still pending (non-zero only when stopped).
+    stopped
+        Stopped by a signal (SIGTERM / SIGUSR1) before every row was done; call again to finish.
+    wall
+        Seconds the call took.
+    """
 
     path: Path
     counts: dict[str, int] = field(default_factory=dict)
@@ -237,21 +253,55 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
     """Simulate every pending row of the store ``filename`` on all MPI ranks (collective: every rank
     calls it with the same arguments).  Checks run on rank 0 and every rank raises the same TvbinvError.
 
-    The positional order is tvb-inversion's ``run_local(seq, metrics, filename, reduction, backend,
-    checkpoint_dir, n_jobs)``.  ``filename`` is where the HDF5 store goes, relative to the working folder
-    (a name without suffix gets ``.npy``, see ``store_path``); the store is its own checkpoint, so
-    ``checkpoint_dir`` (tvb-inversion's folder of per-simulation checkpoints) is accepted and unused.
-    ``reduction``: called on rank 0, once every row is done, with the ``(n, k)`` summary statistics in seq
-    order (NaN rows: diverged or failed), as tvb-inversion's reductions were.
+    Parameters
+    ----------
+    seq
+        The simulations (``sbi_model.generate_sim_seq(n)``).
+    metrics
+        A metric or a list of them (``BoldFCDForSBI()``, ``Metric('fc_stats')``, or tvb-inversion's
+        callables ``metric(t, y) -> list[float]``): the columns of the summary statistics, in order.
+    filename
+        Where the HDF5 store goes, relative to the working folder (a name without suffix gets ``.npy``,
+        see ``store_path``).  The positional order is tvb-inversion's ``run_local(seq, metrics, filename,
+        reduction, backend, checkpoint_dir, n_jobs)``.
+    reduction
+        Called on rank 0, once every row is done, with the ``(n, k)`` summary statistics in seq order (NaN
+        rows: diverged or failed), as tvb-inversion's reductions were.
+    backend
+        Accepted for tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own
+        simulator the others (logged, with its speed; see tvbinv_hpc.sim.tvb_engine).
+    checkpoint_dir
+        tvb-inversion's folder of per-simulation checkpoints: accepted and unused (the store is its own
+        checkpoint).
+    n_jobs
+        Simulation threads per process, as joblib counts them (-1: every core this process may use, -2:
+        all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
+        NUMBA_NUM_THREADS when set).  Like ``batch_size`` it never changes the results.
+    batch_size
+        Simulations per batch taken from the shared counter.
+    ms_per_unit
+        ms per model time unit (tvb-inversion's MPR: 10).
+    bold_tr, bold_transient
+        BOLD sampling period, and BOLD dropped at the start, in ms.
+    tavg_period
+        Defaults to the template's TemporalAverage period.
+    save_bold
+        Also store every simulation's BOLD.
+    test_fraction
+        Fraction of rows (the last ones) held out as the test split.
+    progress, progress_interval, writer
+        As ``[run] progress``, ``progress_interval`` and ``[store] writer`` of a config.
 
-    ``n_jobs``: simulation threads per process, as joblib counts them (-1: every core this process may use,
-    -2: all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
-    NUMBA_NUM_THREADS when set).  Like ``batch_size`` it never changes the results.
+    Returns
+    -------
+    RunSummary
+        The rows done in this call and the store's counts; also the store's path.
 
-    ``ms_per_unit``: ms per model time unit (tvb-inversion's MPR: 10); ``bold_tr``: BOLD sampling period
-    in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
-    tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own simulator the others
-    (logged, with its speed; see tvbinv_hpc.sim.tvb_engine)."""
+    Raises
+    ------
+    TvbinvError
+        A bad argument, or a store made by another run (naming what changed).
+    """
     path = front_arguments("run_local", filename, reduction, backend, checkpoint_dir)
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
@@ -310,10 +360,19 @@ def _threads(n_jobs: int | None) -> int | str:
 def run_local(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
               backend: Any = None, checkpoint_dir: str | os.PathLike | None = None, n_jobs: int | None = None,
               **kwargs: Any) -> RunSummary:
-    """``run_mpi`` in this one process, with tvb-inversion's signature: the store is ``filename`` (relative
-    to the working folder; calling again resumes an interrupted run).  Simulates on every local core
-    unless ``n_jobs`` says otherwise (see ``run_mpi``).  Returns a RunSummary that is also the store's
-    path."""
+    """``run_mpi`` in this one process, with tvb-inversion's signature.
+
+    Parameters
+    ----------
+    seq, metrics, filename, reduction, backend, checkpoint_dir, n_jobs, **kwargs
+        As ``run_mpi``: the store is ``filename`` (relative to the working folder; calling again resumes an
+        interrupted run), simulated on every local core unless ``n_jobs`` says otherwise.
+
+    Returns
+    -------
+    RunSummary
+        What the call did; also the store's path.
+    """
     hook = sys.excepthook  # mpi.comm() installs an abort-the-job hook; a notebook or REPL must keep its own
     try:
         return run_mpi(seq, metrics, filename, reduction, backend, checkpoint_dir, n_jobs, **kwargs)

@@ -19,12 +19,34 @@ COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)
 
 
 def shrinkage(prior_std: Any, post_std: Any) -> Any:
-    """1 - var_post / var_prior: 1 means the data pinned the parameter, 0 means it taught nothing."""
+    """Posterior shrinkage, ``1 - var_post / var_prior``.
+
+    Parameters
+    ----------
+    prior_std, post_std
+        Standard deviations per parameter (arrays or scalars, broadcast together).
+
+    Returns
+    -------
+    array_like
+        1 where the data pinned the parameter, 0 where it taught nothing (negative: wider than the prior).
+    """
     return 1 - (post_std / prior_std) ** 2
 
 
 def zscore(true: Any, post_mean: Any, post_std: Any) -> Any:
-    """|mu_post - theta_true| / sigma_post: how many posterior std the truth lies from the mean."""
+    """Posterior z-score, ``|mu_post - theta_true| / sigma_post``.
+
+    Parameters
+    ----------
+    true, post_mean, post_std
+        The true parameters, the posterior means and standard deviations (broadcast together).
+
+    Returns
+    -------
+    array_like
+        How many posterior standard deviations the truth lies from the posterior mean.
+    """
     return abs(post_mean - true) / post_std
 
 
