@@ -6,6 +6,7 @@ broadcast over numpy arrays or torch tensors.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ def _batched_samples(posterior: Any, x: torch.Tensor, n: int,
 
 def test_rows(posterior: Any, theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
               prior_std: np.ndarray, *, n_rows: int, n_samples: int, coverage: str, seed: int,
-              max_sampling_time: float | None = None, log=print) -> dict:
+              max_sampling_time: float | None = None, log: Callable[[str], Any] = print) -> dict:
     """Calibration on held-out simulations: per-row shrinkage/z-score, SBC, expected coverage, TARP.
 
     One batched draw of ``n_samples`` per row serves everything; SBC ranks are computed exactly as

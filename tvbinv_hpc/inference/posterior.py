@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def load_posterior(path: str | Path, prior: Any = None,
 
 
 @contextlib.contextmanager
-def quiet_sampling():
+def quiet_sampling() -> Iterator[None]:
     """Inside: no deprecation notice from nflows' LU transform (it calls torch.triangular_solve; a user
     cannot act on it) and no notice of sbi's memory cap on the sampling batch size."""
     with torch.no_grad(), warnings.catch_warnings():
