@@ -68,7 +68,7 @@ def test_run_dask_writes_run_locals_rows_bit_for_bit(reference, dask_store):
     assert np.array_equal(x[ok], rows(out.path)["x"][ok]) and np.isnan(x[~ok]).all()
     s = store.sessions(out.path)[-1]
     assert (s["backend"], s["workers"], s["threads"], s["batch_size"], s["rows_done"]) == ("dask", 2, [1], 2, N)
-    from tvbinv_hpc.inspect import status_text
+    from tvbinv_hpc.cli.inspect import status_text
 
     assert f"2 dask workers on {', '.join(s['hosts'])}, {N} rows" in status_text(out.path)
 

@@ -42,7 +42,7 @@ def test_the_per_region_example_validates():
     """examples/regions/eta76.toml: coupling + 76 regional eta on connectivity_76, per-region features, and
     a synthetic truth with six more excitable regions."""
     from tvbinv_hpc import pipeline
-    from tvbinv_hpc.observation import synthetic_theta
+    from tvbinv_hpc.inference.observation import synthetic_theta
 
     s = pipeline.prepare(str(ROOT / "examples" / "regions" / "eta76.toml"))
     assert s.engine.n_regions == 76 and len(s.prior.names) == 77 and s.prior.names[1] == "model.eta[0]"

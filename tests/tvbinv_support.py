@@ -18,7 +18,7 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 def mpiexec(n: int, args: list[str], timeout: float = 300, env: dict | None = None,
             cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """``mpiexec -n n python ARGS`` with this machine's Open MPI flags; killed after ``timeout`` seconds."""
-    from tvbinv_hpc.launch import mpiexec_command
+    from tvbinv_hpc.cli.launch import mpiexec_command
 
     cmd = mpiexec_command(n) + [sys.executable, *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

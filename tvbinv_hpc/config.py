@@ -298,7 +298,13 @@ def store_view(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
-    text = json.dumps(store_view(cfg), sort_keys=True, separators=(",", ":"), default=str)
+    """The hash of ``store_view(cfg)``: equal exactly when a store's rows would be equal."""
+    return view_hash(store_view(cfg))
+
+
+def view_hash(view: dict[str, Any]) -> str:
+    """16 hex digits identifying a store view (the pipeline's config, or compat's run arguments)."""
+    text = json.dumps(view, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

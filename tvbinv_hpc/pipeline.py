@@ -6,12 +6,9 @@ predictive simulations, which go through the same driver and store code as the m
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
-import math
 import shutil
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ import numpy as np
 
 from tvbinv_hpc import config as config_mod
 from tvbinv_hpc.errors import ConfigError, TvbinvError
-from tvbinv_hpc.observation import (  # noqa: F401  (observe, synthetic_theta: part of this module's API)
+from tvbinv_hpc.inference.observation import (  # noqa: F401  (observe, synthetic_theta: re-exported, the phase API tests and scripts use)
     Observation,
     cohort_sources,
     fcd_values,
@@ -29,31 +26,14 @@ from tvbinv_hpc.observation import (  # noqa: F401  (observe, synthetic_theta: p
     observation_configured,
     observe,
     observe_all,
-    predicted_fc,
     synthetic_theta,
 )
-from tvbinv_hpc.parallel import driver, mpi, store
+from tvbinv_hpc.inference.ppc import PPC_OFFSET, ppc_service
+from tvbinv_hpc.parallel import driver, job, mpi, store
+from tvbinv_hpc.parallel.job import Job
 
 log = logging.getLogger("tvbinv_hpc")
-PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide with the prior's rows
 _fcd_values = fcd_values   # the name tests and older callers use
-
-
-@dataclass
-class Setup:
-    cfg: dict[str, Any]
-    engine: Any
-    features: Any
-    prior: Any
-    batch_size: int
-
-    @property
-    def output(self) -> Path:
-        return Path(self.cfg["run"]["output"])
-
-    @property
-    def seed(self) -> int:
-        return int(self.cfg["run"]["seed"])
 
 
 def quickstart_path() -> Path:
@@ -68,7 +48,9 @@ def load_config(arg: str) -> dict[str, Any]:
     return config_mod.load(arg)
 
 
-def build_setup(cfg: dict[str, Any]) -> Setup:
+def build_setup(cfg: dict[str, Any]) -> Job:
+    """The Job of a validated config: engine, features (whose defaults are written back into ``cfg``) and
+    prior. Raises ConfigError when the simulations are too short for the features."""
     from tvbinv_hpc.prior import Prior
     from tvbinv_hpc.sim import Engine
     from tvbinv_hpc.stats import DEFAULT_FEATURES, build_features
@@ -92,12 +74,13 @@ def build_setup(cfg: dict[str, Any]) -> Setup:
     for msg in features.warnings(engine.n_bold):
         log.warning("stats.features: %s", msg)
     prior = Prior(cfg["prior"], engine.n_regions)
-    return Setup(cfg, engine, features, prior, cfg["budget"]["batch_size"])
+    return Job(cfg, engine, features, prior, cfg["budget"]["batch_size"], seed=int(cfg["run"]["seed"]),
+               output=Path(cfg["run"]["output"]))
 
 
-def prepare(config_arg: str) -> Setup:
+def prepare(config_arg: str) -> Job:
     """Validate on rank 0 (config, connectome, features), broadcast the verdict, then build on every rank."""
-    built: dict[str, Setup] = {}
+    built: dict[str, Job] = {}
 
     def check() -> dict[str, Any]:
         s = build_setup(load_config(config_arg))
@@ -123,34 +106,21 @@ def prepare(config_arg: str) -> Setup:
     return built.get("setup") or build_setup(cfg)
 
 
-def _meta() -> dict[str, Any]:
-    from tvbinv_hpc.info import versions
-
-    return {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
-
-
-def ensure_store(s: Setup) -> Path:
+def ensure_store(s: Job) -> Path:
     """Create the store (all theta drawn from (seed, i) now) or check that it belongs to this config."""
     path = Path(s.cfg["store"]["path"])
     chash, view = config_mod.config_hash(s.cfg), config_mod.store_view(s.cfg)
 
-    def work() -> None:
-        if path.exists():
-            store.check(path, chash, view)
-            return
+    def layout() -> store.Layout:
         n = s.cfg["budget"]["n_sims"]
-        n_test = int(math.ceil(n * s.cfg["budget"]["test_fraction"]))
-        split = np.zeros(n, np.int8)
-        split[n - n_test:] = store.TEST
+        split = job.held_out_split(n, s.cfg["budget"]["test_fraction"])
         log.info("creating %s: %d rows (%d held out for diagnostics), %d parameters, %d features",
-                 path, n, n_test, s.prior.dim, len(s.features.names))
-        store.create(path, store.Layout(
-            theta=lambda a, b: s.prior.sample(np.arange(a, b), s.seed), split=split, param_names=s.prior.names,
-            feature_names=s.features.names, n_regions=s.engine.n_regions, n_bold=s.engine.n_bold,
-            tr_ms=s.engine.tr_ms, save_bold=s.cfg["store"]["save_bold"], config_text=config_mod.dumps(s.cfg),
-            config_hash=chash, store_view=view, meta=_meta()))
+                 path, n, int(np.sum(split == store.TEST)), s.prior.dim, len(s.features.names))
+        return s.layout(lambda a, b: s.prior.sample(np.arange(a, b), s.seed), split,
+                        save_bold=s.cfg["store"]["save_bold"], config_text=config_mod.dumps(s.cfg),
+                        config_hash=chash, store_view=view)
 
-    mpi.decide(work)
+    mpi.decide(lambda: job.ensure_store(path, layout, config_hash=chash, store_view=view))
     return path
 
 
@@ -164,7 +134,7 @@ def simulate(args: Any) -> int:
     return _simulate(s)
 
 
-def _simulate(s: Setup) -> int:
+def _simulate(s: Job) -> int:
     path = ensure_store(s)
     r = s.cfg["run"]
     out = driver.run_rows(s, path, progress=r["progress"], interval=r["progress_interval"],
@@ -180,11 +150,11 @@ def _simulate(s: Setup) -> int:
     return 0
 
 
-def posterior_path(s: Setup) -> Path:
+def posterior_path(s: Job) -> Path:
     return s.output / "posterior.pt"
 
 
-def _train(s: Setup, force: bool, obs: list[Observation] | None = None) -> None:
+def _train(s: Job, force: bool, obs: list[Observation] | None = None) -> None:
     """Train on rank 0. ``obs``: the observations when the caller has them (``run``); otherwise configured
     ones are computed here, once, for the prior predictive check before training (each cohort subject)."""
     from tvbinv_hpc import inference
@@ -207,22 +177,21 @@ def _train(s: Setup, force: bool, obs: list[Observation] | None = None) -> None:
         observed = obs if obs is not None else observe_all(s) if observation_configured(s.cfg) else []
         for o in observed if n_ok else []:
             _prior_check(s, rows["x"], o.x, o.name)
-        settings = dict(s.cfg["train"])
-        if settings.get("seed") is None:
-            settings["seed"] = s.seed
+        settings = s.cfg["train"]   # validated with the config: passed on as it is
+        seed = settings["seed"] if settings["seed"] is not None else s.seed
         trained = inference.train_posterior(
             rows["theta"], rows["x"], s.prior.torch(), settings, param_names=s.prior.names,
             feature_names=s.features.names, prior_spec=s.prior.to_spec(),
-            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": settings["seed"],
+            meta={"config_hash": chash, "store": str(s.cfg["store"]["path"]), "seed": seed,
                   "ranks_on_node": 1},  # the other ranks sleep while rank 0 trains: it owns the node
-            log=log.info, tensorboard_dir=s.output / "tensorboard" if settings.get("tensorboard") else None)
+            log=log.info, tensorboard_dir=s.output / "tensorboard" if settings["tensorboard"] else None)
         inference.save_posterior(path, trained)
         log.info("train: saved %s", path)
 
     _lead_on_node(task, {})
 
 
-def _train_hash(s: Setup) -> str:
+def _train_hash(s: Job) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(s.cfg["train"], sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -234,7 +203,7 @@ def train(args: Any) -> int:
     return 0
 
 
-def _prior_check(s: Setup, x_train: np.ndarray, x_obs: np.ndarray, name: str = "") -> dict[str, Any]:
+def _prior_check(s: Job, x_train: np.ndarray, x_obs: np.ndarray, name: str = "") -> dict[str, Any]:
     """Rank 0, before training: do the simulations reach the observation? Loud when they do not."""
     from tvbinv_hpc.inference.priorcheck import prior_predictive_check
 
@@ -247,47 +216,9 @@ def _prior_check(s: Setup, x_train: np.ndarray, x_obs: np.ndarray, name: str = "
     return check
 
 
-def _ppc_service(s: Setup) -> dict[str, Any]:
-    """Posterior predictive simulations on all ranks, through the driver and a store of their own."""
-
-    def ppc(theta: np.ndarray, subject: str = "") -> tuple[np.ndarray, np.ndarray | None, Any]:
-        path = s.output / (f"ppc_{subject}.h5" if subject else "ppc.h5")
-        chash = config_mod.config_hash(s.cfg) + "-ppc-" + _array_hash(theta)
-
-        def make() -> None:
-            if path.exists():
-                head = store.read_header(path)  # refuses a foreign file
-                if head["config_hash"] == chash:
-                    return
-                path.unlink()  # our own derived file for other draws: replace it
-            store.create(path, store.Layout(
-                theta=theta, split=np.full(len(theta), store.TEST, np.int8), param_names=s.prior.names,
-                feature_names=s.features.names, n_regions=s.engine.n_regions, n_bold=s.engine.n_bold,
-                tr_ms=s.engine.tr_ms, save_bold=True, config_text=config_mod.dumps(s.cfg), config_hash=chash,
-                store_view={"ppc_of": config_mod.config_hash(s.cfg)}, meta=_meta(), kind="posterior_predictive"))
-
-        mpi.decide(make)
-        driver.run_rows(s, path, offset=PPC_OFFSET, progress="log", interval=s.cfg["run"]["progress_interval"],
-                        writer=s.cfg["store"]["writer"], what="ppc sims")
-        if mpi.rank() != 0:
-            return np.empty(0), None, None
-        x, status, bold = store.read_predictive(path)
-        if not len(bold):
-            return x, None, None
-        return x, predicted_fc(s, bold), fcd_values(s, bold)
-
-    return {"ppc": ppc}
-
-
-def _array_hash(a: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()[:12]
-
-
-def _diagnose(s: Setup, obs: list[Observation] | None, force: bool) -> dict[str, Any] | None:
+def _diagnose(s: Job, obs: list[Observation] | None, force: bool) -> dict[str, Any] | None:
     outdir = s.output / "diagnostics"
-    services = _ppc_service(s)
+    services = ppc_service(s)
     key = {"posterior": config_mod.config_hash(s.cfg) + "-" + _train_hash(s),
            "diagnose": s.cfg["diagnose"], "observation": s.cfg["observation"]}
 
@@ -320,7 +251,7 @@ def _lead_on_node(task: Any, services: dict[str, Any]) -> Any:
     return mpi.lead(on_node, services)
 
 
-def _diagnose_inputs(s: Setup) -> dict[str, Any]:
+def _diagnose_inputs(s: Job) -> dict[str, Any]:
     """What every observation's diagnosis shares: the posterior, the held-out rows, the prior, health."""
     from tvbinv_hpc import inference
 
@@ -334,7 +265,7 @@ def _diagnose_inputs(s: Setup) -> dict[str, Any]:
             "health": _health(s, rows), "x_prior": rows["x"][trained_on]}
 
 
-def _diagnose_one(s: Setup, o: Observation, outdir: Path, services: dict[str, Any],
+def _diagnose_one(s: Job, o: Observation, outdir: Path, services: dict[str, Any],
                   shared: dict[str, Any] | None = None, calibration: dict | None = None) -> dict[str, Any]:
     from tvbinv_hpc import inference
 
@@ -352,7 +283,7 @@ def _diagnose_one(s: Setup, o: Observation, outdir: Path, services: dict[str, An
     return summary
 
 
-def _diagnose_cohort(s: Setup, observed: list[Observation], outdir: Path,
+def _diagnose_cohort(s: Job, observed: list[Observation], outdir: Path,
                      services: dict[str, Any]) -> dict[str, Any]:
     """Calibrate once, then each subject in its own folder, then the cohort table."""
     from tvbinv_hpc import inference
@@ -375,7 +306,7 @@ def _diagnose_cohort(s: Setup, observed: list[Observation], outdir: Path,
                         {"config_hash": config_mod.config_hash(s.cfg)})
 
 
-def _health(s: Setup, rows: dict[str, Any] | None = None) -> dict[str, Any]:
+def _health(s: Job, rows: dict[str, Any] | None = None) -> dict[str, Any]:
     """Divergence per prior region and start-up-artefact counts of the store's simulations (``rows``: all
     of them, ``store.read_rows(split=None, ok_only=False)``, when the caller has read them already)."""
     from tvbinv_hpc.inference.health import simulation_health

@@ -49,7 +49,7 @@ def test_rank0_trains_on_the_cores_of_ranks_bound_to_one_core_each():
     import subprocess
     import sys
 
-    from tvbinv_hpc.launch import mpiexec_command
+    from tvbinv_hpc.cli.launch import mpiexec_command
 
     cmd = mpiexec_command(2)
     at = cmd.index("--bind-to")

@@ -15,7 +15,7 @@ import pytest
 from tvbinv_support import assert_same_store
 from tvbinv_support import store_rows as rows
 
-from tvbinv_hpc.launch import mpiexec_command
+from tvbinv_hpc.cli.launch import mpiexec_command
 from tvbinv_hpc.parallel.driver import REQUEUE_EXIT
 
 pytestmark = pytest.mark.mpi
@@ -131,7 +131,7 @@ def test_kill9_then_restart_with_other_rank_count(run_mpi, tmp_path, reference, 
     proc = _launch(2, cfg)
     try:
         _wait_rows(store_path, moment)
-        from tvbinv_hpc.inspect import inspect_text, status_text
+        from tvbinv_hpc.cli.inspect import inspect_text, status_text
 
         assert "pending" in status_text(store_path) and "theta" in inspect_text(store_path)  # while it writes
         time.sleep(np.random.default_rng(moment).uniform(0, 0.3))  # a random moment inside a batch
@@ -170,7 +170,7 @@ def test_signal_on_one_rank_requeues_then_restart_completes(run_mpi, tmp_path, r
     st = rows(store_path)["status"]
     assert (st == 0).any(), "the run finished before the signal took effect"
     # Stopped within one batch per rank of the signal: not run to the end.
-    from tvbinv_hpc.inspect import status_text
+    from tvbinv_hpc.cli.inspect import status_text
 
     assert "stopped by signal" in status_text(store_path)
     res = run_mpi(2, ["-m", "tvbinv_hpc", "simulate", str(cfg)], timeout=300)
@@ -226,7 +226,7 @@ def test_diverging_prior_region_is_recorded(run_mpi, tmp_path, reference):
     assert res.returncode == 0, res.stderr
     st = rows(tmp_path / "out" / "store.h5")["status"]
     assert (st == 2).sum() > 0 and (st == 1).sum() > 0 and (st == 0).sum() == 0
-    from tvbinv_hpc.inspect import status_text
+    from tvbinv_hpc.cli.inspect import status_text
 
     text = status_text(tmp_path / "out" / "store.h5")
     import re

@@ -65,7 +65,7 @@ def test_read_rows_selects_without_loading_the_rest(tmp_path):
 
 
 def test_inspect_writes_a_per_region_vector_as_one_entry(tmp_path):
-    from tvbinv_hpc.inspect import compact_names, inspect_text
+    from tvbinv_hpc.cli.inspect import compact_names, inspect_text
 
     names = ["coupling.a"] + [f"model.eta[{i}]" for i in range(79)] + ["x[0]", "x[2]"]
     assert compact_names(names) == ["coupling.a", "model.eta[0..78]", "x[0]", "x[2]"]

@@ -22,15 +22,16 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tvbinv_hpc.compat.model import SimSeq
-from tvbinv_hpc.compat.run import RunSummary, _ensure_store, _Setup, all_rows_x, build, front_arguments
+from tvbinv_hpc.compat.run import RunSummary, all_rows_x, build, ensure_store, front_arguments
 from tvbinv_hpc.errors import TvbinvError
 from tvbinv_hpc.parallel import driver, mpi, store
+from tvbinv_hpc.parallel.job import Job
 from tvbinv_hpc.parallel.progress import Progress
 
 log = logging.getLogger("tvbinv_hpc")
@@ -51,7 +52,7 @@ class _Job:
 
 # Per worker process: the setups of the latest runs, by job token.  A worker serves a run's batches with
 # one setup; a couple of entries cover a client that runs two stores one after the other on one cluster.
-_SETUPS: dict[str, _Setup] = {}
+_SETUPS: dict[str, Job] = {}
 _SETUPS_KEEP = 2
 _SETUPS_LOCK = threading.Lock()  # a worker's threads share the cache: build a run's setup once
 
@@ -60,7 +61,7 @@ def _job(job: _Job) -> _Job:
     return job
 
 
-def _worker_setup(job: _Job) -> _Setup:
+def _worker_setup(job: _Job) -> Job:
     with _SETUPS_LOCK:
         s = _SETUPS.get(job.token)
         if s is None:
@@ -158,7 +159,7 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
     s, view = build(seq, metrics, **kw)
-    _ensure_store(s, seq, path, view)
+    ensure_store(s, seq, path, view)
     s.engine.threads = threads
     B = s.engine.rows_per_batch(s.batch_size)  # as the driver batches: whole lane groups for every thread
 
@@ -170,63 +171,25 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
     w = store.Writer(path, mpi.SerialComm(), "serial")  # no MPI in the client: it is the only writer
     bar = Progress(status.size, status.size - todo.size, progress, progress_interval, "sims",
                    already_diverged=int(np.sum(status == store.DIVERGED)))
-    done = diverged = trend = 0
-    hosts: set[str] = set()
-    remaining: set[Any] = set()  # this run's tasks not yet written: cancelled if the loop does not finish
+    tally = _Tally()
     try:
         if todo.size:
-            # A task, not scattered data: if the workers holding it leave (an adaptive or SLURM cluster), the
-            # scheduler recomputes it from the graph, where scattered data would be lost with them.
-            job = client.submit(_job, _Job(uuid.uuid4().hex, seq, metrics, kw, view, threads), pure=False)
-            futures = [client.submit(_simulate_task, job, todo[i:i + B], theta[i:i + B], w.has_bold, pure=False)
-                       for i in range(0, todo.size, B)]
-            log.info("simulating %d rows as %d dask tasks on %d worker(s), %d engine thread(s) per task",
-                     todo.size, len(futures), len(client.nthreads()), threads)
-            remaining.update(futures)
-            batches = distributed.as_completed(futures)
-            del futures  # a written batch's last reference goes with it: the worker frees its result
-            for fut in batches:
-                rows, x, st, bold, n_trend, host = fut.result()  # a task's exception is raised here
-                w.write(rows, x, st, bold)
-                remaining.discard(fut)
-                done += rows.size
-                diverged += int(np.sum(st == store.DIVERGED))
-                if n_trend and not trend:
-                    log.warning("the BOLD of %d of %d rows of a batch is dominated by a slow relaxation common "
-                                "to all regions, typically a start-up artefact (see bold.start, bold.transient)",
-                                n_trend, rows.size)
-                trend += n_trend
-                hosts.add(host)
-                bar.update(done, diverged)
+            _run_tasks(distributed, client, _Job(uuid.uuid4().hex, seq, metrics, kw, view, threads), todo, theta, B,
+                       w, bar, tally)
     finally:
+        # whatever ended the loop: cancel what is left, then record the session with what was written
         error = sys.exc_info()[1]
-        if remaining and client.status == "running":
-            try:
-                client.cancel(list(remaining))
-            except Exception:  # pragma: no cover - a lost scheduler drops the tasks anyway
-                log.warning("could not cancel the remaining dask tasks of this run")
-        bar.update(done, diverged, force=True)
+        _cancel(client, tally.remaining)
+        bar.update(tally.done, tally.diverged, force=True)
         bar.close()
         counts = driver.count_status(w.status(), path)
         wall = time.monotonic() - t0
         try:
-            nthreads = client.nthreads()
-        except Exception:  # the scheduler is gone: still record the session, and keep the original error
-            nthreads = {}
-        record = {
-            "kind": "sims", "backend": "dask", "ranks": 1, "workers": len(nthreads),
-            "worker_threads": int(sum(nthreads.values())), "hosts": sorted(hosts) or [mpi.hostname()],
-            "start": started, "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "rows_done": done, "rows_diverged": diverged, "wall_seconds": round(wall, 3),
-            "stopped_by_signal": isinstance(error, KeyboardInterrupt), "writer": "dask client", "batch_size": B,
-            "threads": [threads], "command": " ".join(sys.argv), "counts": counts, "rows_common_trend": trend,
-        }
-        if error is not None:
-            record["error"] = f"{type(error).__name__}: {error}"
-        try:
-            w.add_session(record)
+            w.add_session(_session_record(client, tally, started=started, wall=wall, error=error, batch_size=B,
+                                          threads=threads, counts=counts))
         finally:
             w.close()
+    done, trend = tally.done, tally.trend
     if trend:
         log.warning("%d of %d rows of this session have BOLD dominated by a common start-up relaxation: their "
                     "FC measures it, not the network (see the report)", trend, done)
@@ -234,3 +197,70 @@ def run_dask(seq: SimSeq, metrics: Any, client: Any, filename: str | os.PathLike
         reduction(all_rows_x(path))
     return RunSummary(path, counts, done, counts["pending"], False, wall)
 
+
+@dataclass
+class _Tally:
+    """What this call's written batches add up to, for the progress bar and the session record."""
+
+    done: int = 0
+    diverged: int = 0
+    trend: int = 0        # rows whose BOLD is dominated by a common start-up relaxation
+    hosts: set[str] = field(default_factory=set)
+    remaining: set[Any] = field(default_factory=set)   # tasks not yet written: cancelled if the loop stops
+
+
+def _run_tasks(distributed: Any, client: Any, recipe: _Job, todo: np.ndarray, theta: np.ndarray, B: int,
+               w: store.Writer, bar: Progress, tally: _Tally) -> None:
+    """Submit the rows ``todo`` as tasks of ``B`` rows and write each batch as it completes."""
+    # A task, not scattered data: if the workers holding it leave (an adaptive or SLURM cluster), the
+    # scheduler recomputes it from the graph, where scattered data would be lost with them.
+    job = client.submit(_job, recipe, pure=False)
+    futures = [client.submit(_simulate_task, job, todo[i:i + B], theta[i:i + B], w.has_bold, pure=False)
+               for i in range(0, todo.size, B)]
+    log.info("simulating %d rows as %d dask tasks on %d worker(s), %d engine thread(s) per task",
+             todo.size, len(futures), len(client.nthreads()), recipe.threads)
+    tally.remaining.update(futures)
+    batches = distributed.as_completed(futures)
+    del futures  # a written batch's last reference goes with it: the worker frees its result
+    for fut in batches:
+        rows, x, st, bold, n_trend, host = fut.result()  # a task's exception is raised here
+        w.write(rows, x, st, bold)
+        tally.remaining.discard(fut)
+        tally.done += rows.size
+        tally.diverged += int(np.sum(st == store.DIVERGED))
+        if n_trend and not tally.trend:
+            log.warning("the BOLD of %d of %d rows of a batch is dominated by a slow relaxation common "
+                        "to all regions, typically a start-up artefact (see bold.start, bold.transient)",
+                        n_trend, rows.size)
+        tally.trend += n_trend
+        tally.hosts.add(host)
+        bar.update(tally.done, tally.diverged)
+
+
+def _cancel(client: Any, remaining: set[Any]) -> None:
+    if remaining and client.status == "running":
+        try:
+            client.cancel(list(remaining))
+        except Exception:  # pragma: no cover - a lost scheduler drops the tasks anyway
+            log.warning("could not cancel the remaining dask tasks of this run")
+
+
+def _session_record(client: Any, tally: _Tally, *, started: str, wall: float, error: BaseException | None,
+                    batch_size: int, threads: int, counts: dict[str, int]) -> dict[str, Any]:
+    """The store's record of this call (also when it failed: then with the error)."""
+    try:
+        nthreads = client.nthreads()
+    except Exception:  # the scheduler is gone: still record the session, and keep the original error
+        nthreads = {}
+    record = {
+        "kind": "sims", "backend": "dask", "ranks": 1, "workers": len(nthreads),
+        "worker_threads": int(sum(nthreads.values())), "hosts": sorted(tally.hosts) or [mpi.hostname()],
+        "start": started, "end": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "rows_done": tally.done, "rows_diverged": tally.diverged, "wall_seconds": round(wall, 3),
+        "stopped_by_signal": isinstance(error, KeyboardInterrupt), "writer": "dask client",
+        "batch_size": batch_size, "threads": [threads], "command": " ".join(sys.argv), "counts": counts,
+        "rows_common_trend": tally.trend,
+    }
+    if error is not None:
+        record["error"] = f"{type(error).__name__}: {error}"
+    return record

@@ -51,7 +51,14 @@ class SummaryStats:
 
 
 class Posterior:
-    """An sbi DirectPosterior with the parameter names; ``sample((n,), x)`` -> torch (n, d)."""
+    """An sbi DirectPosterior with the parameter names; ``sample((n,), x)`` -> torch (n, d).
+
+    Parameters
+    ----------
+    trained
+        A ``TrainedPosterior`` (``EstimatorSBI.train`` or ``load_posterior``); its sbi object stays
+        reachable as ``.posterior`` for anything not wrapped here.
+    """
 
     def __init__(self, trained: Any):
         self.trained = trained
@@ -98,7 +105,7 @@ class Posterior:
         if seed is not None:
             torch.manual_seed(int(seed))
         if kwargs.get("reject_outside_prior", True) and hasattr(self.posterior, "prior"):
-            from tvbinv_hpc.inference.train import MIN_ACCEPTANCE, mass_inside_prior
+            from tvbinv_hpc.inference.posterior import MIN_ACCEPTANCE, mass_inside_prior
 
             # sbi's rejection loop never ends when the flow puts (almost) nothing inside the prior at x.
             mass = mass_inside_prior(self.posterior, xt)
@@ -127,10 +134,32 @@ class EstimatorSBI:
     """``EstimatorSBI(prior, seq=seq, metrics=metrics)`` (tvb-inversion's notebooks) or
     ``EstimatorSBI(stats_model=sbi_model, ...)``: load_summary_stats, train, save/load.
 
-    The positional order is tvb-inversion's (prior, seq, theta, metrics, method).  ``theta`` (n, d), when
-    given, replaces the seq's draws as the parameters that ``train(x)`` pairs with the rows of x.
-    ``train_settings`` overrides TRAIN_SETTINGS and then tvbinv_hpc's [train] defaults (see the config
-    reference: density_estimator, hidden_features, max_epochs, seed, ...)."""
+    Parameters
+    ----------
+    stats_model
+        The prior (a ``PytorchPrior``), or an ``sbiModel`` whose prior is used (then ``num_samples`` can
+        draw the seq). The positional order is tvb-inversion's (prior, seq, theta, metrics, method).
+    seq
+        The simulations whose rows ``train(x)`` and ``load_summary_stats`` are checked against.
+    theta
+        ``(n, d)``: replaces the seq's draws as the parameters that ``train(x)`` pairs with the rows of x.
+    metrics
+        The metrics the summary statistics were computed with (kept for tvb-inversion's scripts).
+    method
+        Only 'SNPE' (also 'NPE', 'SNPE_C'): neural posterior estimation.
+    num_samples
+        With an sbiModel and no seq: draw a seq of this many simulations.
+    train_settings
+        Overrides TRAIN_SETTINGS and then tvbinv_hpc's [train] defaults (see the config reference:
+        density_estimator, hidden_features, max_epochs, seed, ...).
+    prior
+        The prior by keyword, instead of ``stats_model``.
+
+    Raises
+    ------
+    TvbinvError
+        Both or neither of prior and sbiModel, an unknown method, or num_samples without a template.
+    """
 
     def __init__(self, stats_model: sbiModel | Prior | None = None, seq: SimSeq | None = None, theta: Any = None,
                  metrics: Any = None, method: str = "SNPE", num_samples: int = 0,

@@ -42,7 +42,21 @@ def tr_from_times(t: Any, n: int) -> float:
 class Metric:
     """A feature of ``tvbinv_hpc.stats.FEATURES`` by name: ``Metric('fc_stats', quantiles=[0.5])``.
 
-    ``burn_in`` (ms) is cut before computing; all metrics of one run must share it."""
+    Parameters
+    ----------
+    feature
+        The registry name (a subclass may set it as a class attribute instead).
+    burn_in
+        Milliseconds of BOLD cut before computing; all metrics of one run must share it.
+    **params
+        The feature's parameters (see the README's feature table); checked when the metric is bound to a
+        run's region count and TR.
+
+    Raises
+    ------
+    TvbinvError
+        An unknown feature name.
+    """
 
     feature: str | None = None
 
@@ -109,7 +123,20 @@ class Metric:
 class BoldFCDForSBI(Metric):
     """tvb-inversion's five BOLD/FCD summary statistics (HOMO_FC, FCD_STACK_STD_INTER_TENS,
     FCD_SUBJ_DIFF_VAR_OV_TENS, FC_SUM, FCD_SUM) of BOLD (tvb-inversion's took the temporal average and
-    made the BOLD itself; here the engine makes it, see ``run_local(bold_tr=...)``)."""
+    made the BOLD itself; here the engine makes it, see ``run_local(bold_tr=...)``).
+
+    Parameters
+    ----------
+    win_len, win_sp
+        FCD sliding-window length and step, in BOLD samples.
+    hemispheres
+        How regions pair into homotopic pairs for HOMO_FC: ``'halves'`` (tvb-inversion's layout),
+        ``'interleaved'``, ``'auto'`` or ``{'left': [...], 'right': [...]}``.
+    burn_in
+        Milliseconds of BOLD cut before computing.
+    **params
+        Further parameters of the ``bold_fcd_for_sbi`` feature.
+    """
 
     feature = "bold_fcd_for_sbi"
 

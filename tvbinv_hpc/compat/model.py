@@ -55,10 +55,25 @@ def _flatten(params: list[str], values: Any) -> tuple[np.ndarray, list[int]]:
 class SimSeq:
     """A sequence of simulator configurations: ``template`` with ``params`` set to each row of ``values``.
 
-    ``values`` is theta ``(n, d)`` (columns ``names``), or tvb-inversion's rows of per-name values;
-    ``getters`` (tvb-inversion's) maps each value through a function first (None: as it is).  ``seed`` fixes
-    the noise and initial history of simulation i (from (seed, i)) when run by ``run_local``.  ``seq[i]`` /
-    iteration give TVB copies."""
+    Parameters
+    ----------
+    template
+        A configured TVB ``Simulator``; every simulation is a copy with ``params`` changed.
+    params
+        The attribute names, as the prior's (``'coupling.a'``, ``'model.eta'``, ...).
+    values
+        theta ``(n, d)`` (columns ``names``), or tvb-inversion's rows of per-name values.
+    getters
+        tvb-inversion's: one function (or None: as it is) per param that each value goes through first.
+    seed
+        Fixes the noise and initial history of simulation i (from (seed, i)) when run by ``run_local``.
+    prior
+        The prior the values were drawn from (``sbiModel.generate_sim_seq`` passes it).
+
+    Notes
+    -----
+    ``seq[i]`` and iteration give TVB copies, as tvb-inversion's did.
+    """
 
     def __init__(self, template: Any, params: Sequence[str], values: Any, getters: Sequence[Any] | None = None,
                  seed: int = DEFAULT_SEED, prior: Prior | None = None):
@@ -132,7 +147,20 @@ class _Fixed:
 
 
 class sbiModel:  # noqa: N801 - tvb-inversion's spelling
-    """Simulator template + prior: ``sbiModel(sim, PytorchPrior(['coupling.a'], Uniform(0.1, 1.2)))``."""
+    """Simulator template + prior: ``sbiModel(sim, PytorchPrior(['coupling.a'], Uniform(0.1, 1.2)))``.
+
+    Parameters
+    ----------
+    sim
+        A configured TVB ``Simulator`` (the template of every simulation).
+    prior
+        A ``PytorchPrior`` / ``tvbinv_hpc.compat.Prior`` whose names are attributes of ``sim``.
+
+    Raises
+    ------
+    TvbinvError
+        ``prior`` is not a Prior, or names attributes the template lacks or sizes that do not fit it.
+    """
 
     def __init__(self, sim: Any, prior: Prior):
         if not isinstance(prior, Prior):

@@ -39,7 +39,27 @@ def _as_numpy(a: Any) -> np.ndarray:
 
 
 class Prior:
-    """A joint prior over named simulator attributes; ``dist`` is any object with ``sample``/``log_prob``."""
+    """A joint prior over named simulator attributes (tvb-inversion's ``PytorchPrior``).
+
+    Parameters
+    ----------
+    names
+        Simulator attributes, one per group of theta columns: ``'coupling.a'``, ``'model.eta'``,
+        ``'integrator.noise.nsig'``, or another numeric ``model.*`` / ``coupling.*`` /
+        ``integrator.noise.*`` attribute of the TVB template.
+    dist
+        Any object with ``sample(shape)`` and ``log_prob(theta)`` (a torch distribution, an sbi
+        ``BoxUniform``, ...); one draw has ``sum(sizes)`` values.
+    sizes
+        Columns per name (1: a scalar; N: one per region; nsig: also one per state variable). Default:
+        inferred from one draw of ``dist``: one column per name when it has as many values as names, else
+        every column to a single name.
+
+    Raises
+    ------
+    TvbinvError
+        An unknown or repeated name, a ``dist`` without sample/log_prob, or sizes that do not fit a draw.
+    """
 
     def __init__(self, names: Sequence[str] | str, dist: Any, sizes: Sequence[int] | None = None):
         names = [names] if isinstance(names, str) else list(names)
@@ -124,8 +144,20 @@ class Prior:
         return s.reshape(n, -1)
 
     def sample(self, num_samples: int, seed: int = 42) -> np.ndarray:
-        """theta ``(num_samples, dim)`` float64, reproducible for a given seed (torch's and numpy's global
-        RNGs are seeded for the draw and restored after it)."""
+        """Draw theta from the prior, reproducibly.
+
+        Parameters
+        ----------
+        num_samples
+            Rows to draw.
+        seed
+            Seeds torch's and numpy's global RNGs for the draw; both are restored after it.
+
+        Returns
+        -------
+        numpy.ndarray
+            theta ``(num_samples, dim)`` float64.
+        """
         theta = self._draw(int(num_samples), seed)
         if not np.isfinite(theta).all():
             raise TvbinvError("the prior drew NaN/Inf values")

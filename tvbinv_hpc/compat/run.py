@@ -12,7 +12,6 @@ BOLD of every simulation; code that indexed it directly needs ``load_summary_sta
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -27,7 +26,8 @@ import numpy as np
 from tvbinv_hpc.compat.metrics import MetricFeatures
 from tvbinv_hpc.compat.model import SimSeq
 from tvbinv_hpc.errors import ConfigError, InputError, TvbinvError, UnsupportedError
-from tvbinv_hpc.parallel import driver, mpi, store
+from tvbinv_hpc.parallel import driver, job, mpi, store
+from tvbinv_hpc.parallel.job import Job
 
 log = logging.getLogger("tvbinv_hpc")
 # Engine config keys -> the run_local argument that sets them (errors name what the user typed).
@@ -37,7 +37,23 @@ _ARGS = {"bold.tr": "bold_tr", "bold.tavg_period": "tavg_period", "bold.transien
 
 @dataclass
 class RunSummary(os.PathLike):
-    """What a run did; usable as the store's path (``os.fspath(summary)``, ``load_summary_stats(summary)``)."""
+    """What a run did; usable as the store's path (``os.fspath(summary)``, ``load_summary_stats(summary)``).
+
+    Attributes
+    ----------
+    path
+        The store.
+    counts
+        The store's rows by status after the call: ok, diverged, error, pending.
+    rows_done
+        Rows finished in this call.
+    pending
+        Rows still pending (non-zero only when stopped).
+    stopped
+        Stopped by a signal (SIGTERM / SIGUSR1) before every row was done; call again to finish.
+    wall
+        Seconds the call took.
+    """
 
     path: Path
     counts: dict[str, int] = field(default_factory=dict)
@@ -51,15 +67,6 @@ class RunSummary(os.PathLike):
 
     def __str__(self) -> str:
         return str(self.path)
-
-
-@dataclass
-class _Setup:  # what driver.run_rows reads (pipeline.Setup's fields)
-    cfg: dict[str, Any]
-    engine: Any
-    features: Any
-    prior: Any
-    batch_size: int
 
 
 def _val(a: Any) -> Any:
@@ -166,7 +173,7 @@ def make_engine(seq: SimSeq, **kw: Any) -> tuple[Any, str]:
 
 def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bold_tr: float,
           bold_transient: float, tavg_period: float | None, save_bold: bool,
-          test_fraction: float, announce: bool = True) -> tuple[_Setup, dict[str, Any]]:
+          test_fraction: float, announce: bool = True) -> tuple[Job, dict[str, Any]]:
     """Engine + features for this seq, and the store view that identifies the run (raises TvbinvError).
     ``announce``: log which engine runs (with TVB's simulator, after a short probe of its speed)."""
     from tvbinv_hpc.sim.defaults import NUMERICS
@@ -211,35 +218,31 @@ def build(seq: SimSeq, metrics: Any, *, batch_size: int, ms_per_unit: float, bol
         "store": {"save_bold": bool(save_bold), "test_fraction": float(test_fraction)},
     }
     view = json.loads(json.dumps(view, default=str))  # plain types: identical before and after a reload
-    return _Setup(view, engine, features, seq.prior, int(batch_size)), view
+    return Job(view, engine, features, seq.prior, int(batch_size), seed=seq.seed, output=Path.cwd()), view
 
 
-def _ensure_store(s: _Setup, seq: SimSeq, path: Path, view: dict[str, Any]) -> None:
-    from tvbinv_hpc.config import changed_keys, dumps
-    from tvbinv_hpc.info import versions
+# A refused restart names run_local's arguments, not config keys.
+_REFUSAL = store.Refusal(
+    other_numerics="{path} was made by another version of the simulator (its rows differ in their last bits): "
+                   "finish it with that version, or use another filename.",
+    other_run="{path} was made by a different run; changed: {changed}. Use the same seq, metrics and settings "
+              "to resume it, or another filename.")
 
-    chash = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
-    if path.exists():
-        refuse_numpy_file(path)
-        head = store.read_header(path)  # refuses a foreign file
-        if head["config_hash"] != chash:
-            changed = changed_keys(json.loads(head["store_view"]), view)
-            if "engine.numerics" in changed:
-                raise TvbinvError(f"{path} was made by another version of the simulator (its rows differ in "
-                                  "their last bits): finish it with that version, or use another filename.")
-            raise TvbinvError(f"{path} was made by a different run; changed: {', '.join(changed) or '(unknown)'}. "
-                              "Use the same seq, metrics and settings to resume it, or another filename.")
+
+def ensure_store(s: Job, seq: SimSeq, path: Path, view: dict[str, Any]) -> None:
+    """Create the store of this seq at ``path``, or check that the file there is one (and resume it)."""
+    from tvbinv_hpc.config import dumps, view_hash
+
+    chash = view_hash(view)
+    refuse_numpy_file(path)
+
+    def layout() -> store.Layout:
+        return s.layout(seq.values, job.held_out_split(len(seq), view["store"]["test_fraction"]),
+                        save_bold=view["store"]["save_bold"], config_text=dumps(view), config_hash=chash,
+                        store_view=view)
+
+    if not job.ensure_store(path, layout, config_hash=chash, store_view=view, refusal=_REFUSAL):
         log.info("resuming %s", path)
-        return
-    n = len(seq)
-    split = np.zeros(n, np.int8)
-    split[n - int(np.ceil(n * view["store"]["test_fraction"])):] = store.TEST
-    meta = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
-    store.create(path, store.Layout(
-        theta=seq.values, split=split, param_names=seq.names, feature_names=s.features.names,
-        n_regions=s.engine.n_regions, n_bold=s.engine.n_bold, tr_ms=s.engine.tr_ms,
-        save_bold=view["store"]["save_bold"], config_text=dumps(view), config_hash=chash, store_view=view,
-        meta=meta))
 
 
 def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
@@ -250,21 +253,55 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
     """Simulate every pending row of the store ``filename`` on all MPI ranks (collective: every rank
     calls it with the same arguments).  Checks run on rank 0 and every rank raises the same TvbinvError.
 
-    The positional order is tvb-inversion's ``run_local(seq, metrics, filename, reduction, backend,
-    checkpoint_dir, n_jobs)``.  ``filename`` is where the HDF5 store goes, relative to the working folder
-    (a name without suffix gets ``.npy``, see ``store_path``); the store is its own checkpoint, so
-    ``checkpoint_dir`` (tvb-inversion's folder of per-simulation checkpoints) is accepted and unused.
-    ``reduction``: called on rank 0, once every row is done, with the ``(n, k)`` summary statistics in seq
-    order (NaN rows: diverged or failed), as tvb-inversion's reductions were.
+    Parameters
+    ----------
+    seq
+        The simulations (``sbi_model.generate_sim_seq(n)``).
+    metrics
+        A metric or a list of them (``BoldFCDForSBI()``, ``Metric('fc_stats')``, or tvb-inversion's
+        callables ``metric(t, y) -> list[float]``): the columns of the summary statistics, in order.
+    filename
+        Where the HDF5 store goes, relative to the working folder (a name without suffix gets ``.npy``,
+        see ``store_path``).  The positional order is tvb-inversion's ``run_local(seq, metrics, filename,
+        reduction, backend, checkpoint_dir, n_jobs)``.
+    reduction
+        Called on rank 0, once every row is done, with the ``(n, k)`` summary statistics in seq order (NaN
+        rows: diverged or failed), as tvb-inversion's reductions were.
+    backend
+        Accepted for tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own
+        simulator the others (logged, with its speed; see tvbinv_hpc.sim.tvb_engine).
+    checkpoint_dir
+        tvb-inversion's folder of per-simulation checkpoints: accepted and unused (the store is its own
+        checkpoint).
+    n_jobs
+        Simulation threads per process, as joblib counts them (-1: every core this process may use, -2:
+        all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
+        NUMBA_NUM_THREADS when set).  Like ``batch_size`` it never changes the results.
+    batch_size
+        Simulations per batch taken from the shared counter.
+    ms_per_unit
+        ms per model time unit (tvb-inversion's MPR: 10).
+    bold_tr, bold_transient
+        BOLD sampling period, and BOLD dropped at the start, in ms.
+    tavg_period
+        Defaults to the template's TemporalAverage period.
+    save_bold
+        Also store every simulation's BOLD.
+    test_fraction
+        Fraction of rows (the last ones) held out as the test split.
+    progress, progress_interval, writer
+        As ``[run] progress``, ``progress_interval`` and ``[store] writer`` of a config.
 
-    ``n_jobs``: simulation threads per process, as joblib counts them (-1: every core this process may use,
-    -2: all but one, ...); None: the cores this rank owns (all local cores without a launcher, or
-    NUMBA_NUM_THREADS when set).  Like ``batch_size`` it never changes the results.
+    Returns
+    -------
+    RunSummary
+        The rows done in this call and the store's counts; also the store's path.
 
-    ``ms_per_unit``: ms per model time unit (tvb-inversion's MPR: 10); ``bold_tr``: BOLD sampling period
-    in ms; ``tavg_period``: defaults to the template's TemporalAverage period; ``backend`` is accepted for
-    tvb-inversion scripts and ignored: the numba engine runs MPR templates, TVB's own simulator the others
-    (logged, with its speed; see tvbinv_hpc.sim.tvb_engine)."""
+    Raises
+    ------
+    TvbinvError
+        A bad argument, or a store made by another run (naming what changed).
+    """
     path = front_arguments("run_local", filename, reduction, backend, checkpoint_dir)
     kw = dict(batch_size=batch_size, ms_per_unit=ms_per_unit, bold_tr=bold_tr, bold_transient=bold_transient,
               tavg_period=tavg_period, save_bold=save_bold, test_fraction=test_fraction)
@@ -272,7 +309,7 @@ def run_mpi(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", 
 
     def check() -> None:
         setup, view = built["s"] = build(seq, metrics, **kw)
-        _ensure_store(setup, seq, path, view)
+        ensure_store(setup, seq, path, view)
 
     threads = _threads(n_jobs)
     mpi.decide(check)
@@ -323,10 +360,19 @@ def _threads(n_jobs: int | None) -> int | str:
 def run_local(seq: SimSeq, metrics: Any, filename: str | os.PathLike = "results", reduction: Any = None,
               backend: Any = None, checkpoint_dir: str | os.PathLike | None = None, n_jobs: int | None = None,
               **kwargs: Any) -> RunSummary:
-    """``run_mpi`` in this one process, with tvb-inversion's signature: the store is ``filename`` (relative
-    to the working folder; calling again resumes an interrupted run).  Simulates on every local core
-    unless ``n_jobs`` says otherwise (see ``run_mpi``).  Returns a RunSummary that is also the store's
-    path."""
+    """``run_mpi`` in this one process, with tvb-inversion's signature.
+
+    Parameters
+    ----------
+    seq, metrics, filename, reduction, backend, checkpoint_dir, n_jobs, **kwargs
+        As ``run_mpi``: the store is ``filename`` (relative to the working folder; calling again resumes an
+        interrupted run), simulated on every local core unless ``n_jobs`` says otherwise.
+
+    Returns
+    -------
+    RunSummary
+        What the call did; also the store's path.
+    """
     hook = sys.excepthook  # mpi.comm() installs an abort-the-job hook; a notebook or REPL must keep its own
     try:
         return run_mpi(seq, metrics, filename, reduction, backend, checkpoint_dir, n_jobs, **kwargs)

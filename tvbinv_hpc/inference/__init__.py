@@ -16,9 +16,9 @@ _LAZY = {
     "sc_baselines": "diagnostics", "shrinkage": "diagnostics", "prior_predictive_check": "priorcheck",
     "summarize_samples": "diagnostics", "zscore": "diagnostics",
     "load_empirical_bold": "observe",
-    "TrainedPosterior": "train", "is_trained": "train", "load_posterior": "train", "min_train_rows": "train",
-    "resolve_threads": "train", "sample_posterior": "train", "save_posterior": "train",
-    "train_posterior": "train",
+    "TrainedPosterior": "train", "min_train_rows": "train", "resolve_threads": "train", "train_posterior": "train",
+    "is_trained": "posterior", "load_posterior": "posterior", "sample_posterior": "posterior",
+    "save_posterior": "posterior",
 }
 
 __all__ = ["DIAGNOSE_DEFAULTS", "TRAIN_DEFAULTS", "validate_diagnose", "validate_train", *_LAZY]

@@ -6,13 +6,14 @@ broadcast over numpy arrays or torch tensors.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from tvbinv_hpc.errors import InputError
-from tvbinv_hpc.inference.train import quiet_sampling
+from tvbinv_hpc.inference.posterior import quiet_sampling
 from tvbinv_hpc.stats.structure import Structure
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -20,12 +21,34 @@ COVERAGE_LEVELS = np.linspace(0.0, 1.0, 21)
 
 
 def shrinkage(prior_std: Any, post_std: Any) -> Any:
-    """1 - var_post / var_prior: 1 means the data pinned the parameter, 0 means it taught nothing."""
+    """Posterior shrinkage, ``1 - var_post / var_prior``.
+
+    Parameters
+    ----------
+    prior_std, post_std
+        Standard deviations per parameter (arrays or scalars, broadcast together).
+
+    Returns
+    -------
+    array_like
+        1 where the data pinned the parameter, 0 where it taught nothing (negative: wider than the prior).
+    """
     return 1 - (post_std / prior_std) ** 2
 
 
 def zscore(true: Any, post_mean: Any, post_std: Any) -> Any:
-    """|mu_post - theta_true| / sigma_post: how many posterior std the truth lies from the mean."""
+    """Posterior z-score, ``|mu_post - theta_true| / sigma_post``.
+
+    Parameters
+    ----------
+    true, post_mean, post_std
+        The true parameters, the posterior means and standard deviations (broadcast together).
+
+    Returns
+    -------
+    array_like
+        How many posterior standard deviations the truth lies from the posterior mean.
+    """
     return abs(post_mean - true) / post_std
 
 
@@ -56,7 +79,7 @@ def _batched_samples(posterior: Any, x: torch.Tensor, n: int,
 
 def test_rows(posterior: Any, theta_test: np.ndarray, x_test: np.ndarray, prior_samples: np.ndarray,
               prior_std: np.ndarray, *, n_rows: int, n_samples: int, coverage: str, seed: int,
-              max_sampling_time: float | None = None, log=print) -> dict:
+              max_sampling_time: float | None = None, log: Callable[[str], Any] = print) -> dict:
     """Calibration on held-out simulations: per-row shrinkage/z-score, SBC, expected coverage, TARP.
 
     One batched draw of ``n_samples`` per row serves everything; SBC ranks are computed exactly as

@@ -14,9 +14,6 @@ import numpy as np
 from tvbinv_hpc.inference import priorcheck
 from tvbinv_hpc.inference.diagnostics import QUANTILES
 
-NETCDF_GROUPS = ("posterior", "prior", "observed_data", "posterior_predictive", "diagnostics", "training",
-                 "prior_check")
-
 
 def _attrs(d: dict) -> dict:
     """netCDF attributes must be numbers or strings: drop None, bools -> int, containers -> JSON."""

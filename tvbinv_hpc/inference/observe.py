@@ -8,6 +8,7 @@ Features are computed afterwards by the caller's FeatureSet.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +141,7 @@ def _read_matrix_bold(path: Path, variable: str | None, counts: set[int], layout
 
 def load_empirical_bold(path: str | Path, *, n_regions: int, tr_ms: float, variable: str | None = None,
                         min_timepoints: int = MIN_TIMEPOINTS, layout: str = "auto", tr_stated: float = 0.0,
-                        connectome=None) -> np.ndarray:
+                        connectome: Any = None) -> np.ndarray:
     """Read empirical BOLD as a (time, region) float64 array and check it against the config.
 
     netCDF: the data variable is ``variable`` or the only 2-d one (else bold/BOLD/data/...); the

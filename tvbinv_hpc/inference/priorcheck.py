@@ -52,7 +52,6 @@ N_FOLDS = 10             # each fit uses 90 % of the rows, the ranking all of th
 MIN_ROWS_JOINT = 30      # fewer finite rows: no joint distance (the per-feature table still stands)
 N_CONTRIBUTORS = 3       # features named as the largest contributions to the joint distance
 FLAG_NAMES = ("", "tail", "outside range")   # per-feature flag codes 0, 1, 2
-VERDICTS = ("inside", "at the edge", "outside")
 
 
 def ledoit_wolf(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -3,6 +3,11 @@
 Each table maps key -> (default, doc). ``validate_*`` fills defaults and raises
 ``ConfigError("train.<key>", ...)`` / ``ConfigError("diagnose.<key>", ...)`` on unknown keys,
 wrong types or out-of-range values, so a job fails on rank 0 before any simulation runs.
+
+A section is checked once, where it enters: ``validate_*`` returns a ``TrainSettings`` /
+``DiagnoseSettings`` and passes one of those through unchanged, so the config's sections reach
+``train_posterior`` and ``diagnose`` without a second check, while a plain dict from the Python API is
+checked there. A copy (``dict(settings)``) is a plain dict again: change a section only through a copy.
 """
 from __future__ import annotations
 
@@ -58,6 +63,14 @@ DIAGNOSE_DEFAULTS: dict[str, tuple[Any, str]] = {
 }
 
 
+class TrainSettings(dict):
+    """A [train] section as ``validate_train`` returned it: complete and checked."""
+
+
+class DiagnoseSettings(dict):
+    """A [diagnose] section as ``validate_diagnose`` returned it: complete and checked."""
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -90,8 +103,26 @@ def _bool(out: dict, name: str, key: str) -> None:
         raise ConfigError(f"{name}.{key}", f"must be true or false, got {out[key]!r}")
 
 
-def validate_train(section: dict | None) -> dict:
-    """Return the [train] section with defaults filled in; raise ConfigError on bad values."""
+def validate_train(section: dict | None) -> TrainSettings:
+    """The [train] section with defaults filled in.
+
+    Parameters
+    ----------
+    section
+        The user's keys (None or {} for every default); a ``TrainSettings`` is returned as it is.
+
+    Returns
+    -------
+    TrainSettings
+        Every key of ``TRAIN_DEFAULTS``; ``device`` resolved ('auto' -> 'cpu' or 'cuda').
+
+    Raises
+    ------
+    ConfigError
+        An unknown key, a wrong type or a value out of range, named ``train.<key>``.
+    """
+    if isinstance(section, TrainSettings):
+        return section
     out = _fill(section, TRAIN_DEFAULTS, "train")
     _choice(out, "train", "density_estimator", DENSITY_ESTIMATORS)
     _choice(out, "train", "z_score_theta", Z_SCORE_CHOICES)
@@ -114,7 +145,7 @@ def validate_train(section: dict | None) -> dict:
         _int(out, "train", "seed", 0)
     _bool(out, "train", "tensorboard")
     out["device"] = _device(out["device"])
-    return out
+    return TrainSettings(out)
 
 
 def _device(value: Any) -> str:
@@ -136,8 +167,26 @@ def _device(value: Any) -> str:
     return value
 
 
-def validate_diagnose(section: dict | None) -> dict:
-    """Return the [diagnose] section with defaults filled in; raise ConfigError on bad values."""
+def validate_diagnose(section: dict | None) -> DiagnoseSettings:
+    """The [diagnose] section with defaults filled in.
+
+    Parameters
+    ----------
+    section
+        The user's keys (None or {} for every default); a ``DiagnoseSettings`` is returned as it is.
+
+    Returns
+    -------
+    DiagnoseSettings
+        Every key of ``DIAGNOSE_DEFAULTS``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown key, a wrong type or a value out of range, named ``diagnose.<key>``.
+    """
+    if isinstance(section, DiagnoseSettings):
+        return section
     out = _fill(section, DIAGNOSE_DEFAULTS, "diagnose")
     _int(out, "diagnose", "num_samples", 10)
     _int(out, "diagnose", "sbc_rows", 0)
@@ -157,4 +206,4 @@ def validate_diagnose(section: dict | None) -> dict:
     if not _is_num(mst) or mst < 0:
         raise ConfigError("diagnose.max_sampling_time", f"must be a number >= 0, got {mst!r}")
     out["max_sampling_time"] = float(mst)
-    return out
+    return DiagnoseSettings(out)

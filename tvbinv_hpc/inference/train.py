@@ -1,10 +1,5 @@
-"""Train sbi's NPE on the simulated (theta, x) rows; save, reload and sample the posterior.
-
-The saved file is a ``torch.save`` of plain dicts and tensors (loadable with ``weights_only=True``):
-the network's state_dict (one per member for an ensemble), the builder name and kwargs to rebuild it,
-and meta (parameter and feature names, prior spec, config hash, versions). Pickled posteriors break across sbi versions,
-so they are never written.
-"""
+"""Train sbi's NPE on the simulated (theta, x) rows: the flow (or an ensemble of flows), its robust
+feature embedding, and what is saved with it (``inference.posterior`` writes, reads and samples it)."""
 from __future__ import annotations
 
 import contextlib
@@ -24,9 +19,6 @@ import torch
 
 from tvbinv_hpc.errors import InputError, TvbinvError
 from tvbinv_hpc.inference.settings import validate_train
-
-FORMAT = "tvbinv-hpc-posterior"
-FORMAT_VERSION = 2   # 2 adds ensembles (state_dicts); single flows are still written as version 1
 
 
 def min_train_rows(n_params: int) -> int:
@@ -271,71 +263,50 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
                     tensorboard_dir: str | Path | None = None) -> TrainedPosterior:
     """Train NPE on the rows whose theta and x are finite (the others are counted and logged).
 
-    ``meta`` is copied into the saved file; its ``config_hash`` is what ``is_trained`` compares,
-    ``seed`` is used when ``settings["seed"]`` is None and ``ranks_on_node`` when threads is 0.
-    With ``settings["ensemble"]`` = K > 1, K flows are trained (seeds seed .. seed + K - 1) and the
-    posterior is their equal-weight mixture, a :class:`FlowEnsemble`.
-    TensorBoard logs go to ``tensorboard_dir`` (default ./tensorboard) only when asked for.
-    """
-    settings = validate_train(settings)
-    # sbi trains in float32: float32 rows (store.read_rows(dtype=np.float32)) are used without a copy, so
-    # 10^6 rows x 100 features cost 400 MB once, not three times that.
-    theta32, x32 = np.asarray(theta, dtype=np.float32), np.asarray(x, dtype=np.float32)
-    _check_arrays(theta32, x32, param_names, feature_names)
-    # sbi silently drops non-finite x: decide (and count) here instead.
-    bad_x = ~np.isfinite(x32).all(axis=1)
-    bad_theta = ~np.isfinite(theta32).all(axis=1) & ~bad_x
-    ok = ~(bad_x | bad_theta)
-    n_ok, d = int(ok.sum()), theta32.shape[1]
-    if n_ok < len(x32):  # the valid rows, once; all valid (the usual case): the arrays themselves
-        theta32, x32 = theta32[ok], x32[ok]
-    need = min_train_rows(d)
-    log(f"train: {len(x)} rows, {n_ok} valid, {int(bad_x.sum())} excluded for NaN/Inf x"
-        + (f", {int(bad_theta.sum())} for NaN/Inf theta" if bad_theta.any() else ""))
-    if n_ok < need:
-        raise TvbinvError(
-            f"too few valid simulations to train: {n_ok} of {len(x)} rows have finite x and theta "
-            f"({int((~ok).sum())} excluded); at least {need} are needed for {d} parameters "
-            f"(max(50, 5*(d+1)))")
-    flat = np.ptp(x32, axis=0) == 0
-    if flat.any():
-        log("train: warning: constant features (carry no information): "
-            + ", ".join(np.asarray(feature_names)[flat][:10]))
+    Parameters
+    ----------
+    theta, x
+        ``(n, d)`` parameters and ``(n, k)`` summary statistics, row-aligned (float32 rows are used without
+        a copy).
+    prior
+        The torch prior (``Prior.torch()``); posterior samples outside its support are rejected.
+    settings
+        The [train] section; a plain dict is validated here, a ``TrainSettings`` is used as it is.
+        With ``ensemble`` = K > 1, K flows are trained (seeds seed .. seed + K - 1) and the posterior is
+        their equal-weight mixture, a :class:`FlowEnsemble`.
+    param_names, feature_names, prior_spec
+        Stored with the weights, so that a loaded posterior names its columns and rebuilds its prior.
+    meta
+        Copied into the saved file; its ``config_hash`` is what ``is_trained`` compares, ``seed`` is used
+        when ``settings["seed"]`` is None and ``ranks_on_node`` when ``threads`` is 0.
+    log
+        Where progress lines go.
+    tensorboard_dir
+        TensorBoard logs (default ./tensorboard), written only when ``settings["tensorboard"]``.
 
+    Returns
+    -------
+    TrainedPosterior
+        The posterior, the training summary (epochs, losses, excluded rows) and the meta to save.
+
+    Raises
+    ------
+    InputError
+        theta and x of mismatched shapes or names.
+    TvbinvError
+        Fewer valid rows than ``min_train_rows(d)``.
+    """
+    settings = validate_train(settings)   # a no-op for the config's section, checked when it was read
+    theta32, x32, excluded = _valid_rows(theta, x, param_names, feature_names, log)
     seed = settings["seed"] if settings["seed"] is not None else int(meta.get("seed", 0))
     threads = resolve_threads(settings["threads"], int(meta.get("ranks_on_node", 1)))
     spec = _builder_spec(settings)
-    if settings["tensorboard"]:
-        from sbi.utils.tracking import TensorBoardTracker
-        from torch.utils.tensorboard.writer import SummaryWriter
-
-        tb_dir = Path(tensorboard_dir) if tensorboard_dir is not None else Path.cwd() / "tensorboard"
-        tracker: Any = TensorBoardTracker(SummaryWriter(str(tb_dir)))
-    else:
-        tracker = NullTracker()
-
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    tracker = _tracker(settings["tensorboard"], tensorboard_dir)
     t0 = time.perf_counter()
-    try:
-        members = [_fit_member(theta32, x32, prior, settings, spec, seed + j, tracker)
-                   for j in range(settings["ensemble"])]
-    finally:
-        torch.set_num_threads(prev_threads)
-        tracker.flush()
+    members = _fit_members(theta32, x32, prior, settings, spec, seed, threads, tracker)
     seconds = time.perf_counter() - t0
     posterior = members[0][0] if len(members) == 1 else FlowEnsemble([m[0] for m in members])
-    summary = {**members[0][1], "n_rows": int(len(x)), "n_excluded": int((~ok).sum()),
-               "n_excluded_x": int(bad_x.sum()), "n_excluded_theta": int(bad_theta.sum()),
-               "seconds": round(seconds, 3), "threads": threads, "seed": seed}
-    if len(members) > 1:
-        # the loss curves stay the first member's; the totals and each member's end point are kept
-        summary["ensemble"] = len(members)
-        summary["epochs"] = sum(m[1]["epochs"] for m in members)
-        summary["best_validation_loss"] = float(np.mean([m[1]["best_validation_loss"] for m in members]))
-        summary["members"] = [{"seed": seed + j, "epochs": m[1]["epochs"],
-                               "best_validation_loss": m[1]["best_validation_loss"]}
-                              for j, m in enumerate(members)]
+    summary = _training_summary(members, excluded, seconds, threads, seed)
     what = spec["model"] if len(members) == 1 else f"ensemble of {len(members)} {spec['model']} flows"
     log(f"train: {what} trained {summary['epochs']} epochs in {seconds:.1f} s on {threads} "
         f"thread(s), best validation loss {summary['best_validation_loss']:.4f}")
@@ -346,182 +317,78 @@ def train_posterior(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict
         "prior_spec": prior_spec,
         "config_hash": meta.get("config_hash"),
         "builder": spec,
-        "train_settings": settings,
-        "theta_dim": d,
-        "x_dim": x.shape[1],
+        "train_settings": {**settings, "seed": seed},   # the seed used, whoever chose it
+        "theta_dim": theta32.shape[1],
+        "x_dim": x32.shape[1],
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     return TrainedPosterior(posterior=posterior, summary=summary, meta=full_meta)
 
 
-def save_posterior(path: str | Path, trained: TrainedPosterior) -> None:
-    """Write weights + rebuild settings + meta atomically (a crash never leaves a half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "format_version": 1, "meta": trained.meta,
-               "summary": _jsonable(trained.summary)}
-    if isinstance(trained.posterior, FlowEnsemble):
-        # version 2: one state_dict per member (a version-1 file, one flow, stays readable by older code)
-        payload["format_version"] = FORMAT_VERSION
-        payload["state_dicts"] = [p.posterior_estimator.state_dict() for p in trained.posterior.posteriors]
-    else:
-        payload["state_dict"] = trained.posterior.posterior_estimator.state_dict()
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def _valid_rows(theta: np.ndarray, x: np.ndarray, param_names: list[str], feature_names: list[str],
+                log: Callable[[str], Any]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The rows to train on as float32 (finite theta and x), the excluded counts; raises when too few."""
+    # sbi trains in float32: float32 rows (store.read_rows(dtype=np.float32)) are used without a copy, so
+    # 10^6 rows x 100 features cost 400 MB once, not three times that.
+    theta32, x32 = np.asarray(theta, dtype=np.float32), np.asarray(x, dtype=np.float32)
+    _check_arrays(theta32, x32, param_names, feature_names)
+    # sbi silently drops non-finite x: decide (and count) here instead.
+    bad_x = ~np.isfinite(x32).all(axis=1)
+    bad_theta = ~np.isfinite(theta32).all(axis=1) & ~bad_x
+    ok = ~(bad_x | bad_theta)
+    n_rows, n_ok, d = len(x32), int(ok.sum()), theta32.shape[1]
+    if n_ok < n_rows:  # the valid rows, once; all valid (the usual case): the arrays themselves
+        theta32, x32 = theta32[ok], x32[ok]
+    need = min_train_rows(d)
+    log(f"train: {n_rows} rows, {n_ok} valid, {int(bad_x.sum())} excluded for NaN/Inf x"
+        + (f", {int(bad_theta.sum())} for NaN/Inf theta" if bad_theta.any() else ""))
+    if n_ok < need:
+        raise TvbinvError(
+            f"too few valid simulations to train: {n_ok} of {n_rows} rows have finite x and theta "
+            f"({int((~ok).sum())} excluded); at least {need} are needed for {d} parameters "
+            f"(max(50, 5*(d+1)))")
+    flat = np.ptp(x32, axis=0) == 0
+    if flat.any():
+        log("train: warning: constant features (carry no information): "
+            + ", ".join(np.asarray(feature_names)[flat][:10]))
+    return theta32, x32, {"n_rows": n_rows, "n_excluded": int((~ok).sum()), "n_excluded_x": int(bad_x.sum()),
+                          "n_excluded_theta": int(bad_theta.sum())}
 
 
-def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise InputError(f"no trained posterior at {path}")
+def _tracker(tensorboard: bool, tensorboard_dir: str | Path | None) -> Any:
+    """sbi's tracker: TensorBoard when asked for, else one that records nothing."""
+    if not tensorboard:
+        return NullTracker()
+    from sbi.utils.tracking import TensorBoardTracker
+    from torch.utils.tensorboard.writer import SummaryWriter
+
+    tb_dir = Path(tensorboard_dir) if tensorboard_dir is not None else Path.cwd() / "tensorboard"
+    return TensorBoardTracker(SummaryWriter(str(tb_dir)))
+
+
+def _fit_members(theta: np.ndarray, x: np.ndarray, prior: Any, settings: dict, spec: dict, seed: int,
+                 threads: int, tracker: Any) -> list[tuple[Any, dict]]:
+    """Every member of the ensemble (one flow without one) on ``threads`` torch threads, restored after."""
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign/corrupt files
-        raise InputError(f"{path} is not a readable posterior file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError(f"{path} is not a {FORMAT} file")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise InputError(f"{path} has format version {payload['format_version']}, "
-                         f"this package reads up to {FORMAT_VERSION}")
-    return payload
+        return [_fit_member(theta, x, prior, settings, spec, seed + j, tracker) for j in range(settings["ensemble"])]
+    finally:
+        torch.set_num_threads(prev_threads)
+        tracker.flush()
 
 
-def is_trained(path: str | Path, config_hash: str | None) -> bool:
-    """True when ``path`` holds a posterior trained under ``config_hash``."""
-    try:
-        payload = _read(Path(path))
-    except InputError:
-        return False
-    return payload["meta"].get("config_hash") == config_hash
-
-
-def load_posterior(path: str | Path, prior: Any = None,
-                   log: Callable[[str], Any] = print) -> TrainedPosterior:
-    """Rebuild the posterior saved by ``save_posterior`` (works in a fresh process).
-
-    ``prior`` is the torch prior; when None it is rebuilt from the saved spec with
-    ``tvbinv_hpc.prior.Prior.from_spec(spec).torch()``.
-    """
-    from sbi.inference import DirectPosterior
-
-    path = Path(path)
-    payload = _read(path)
-    meta = payload["meta"]
-    if prior is None:
-        try:
-            from tvbinv_hpc.prior import Prior
-        except ImportError as exc:
-            raise TvbinvError(f"cannot rebuild the prior of {path} ({exc}); "
-                              f"pass it to load_posterior") from exc
-        prior = Prior.from_spec(meta["prior_spec"]).torch()
-    d, k = int(meta["theta_dim"]), int(meta["x_dim"])
-    prior_dim = int(prior.sample((1,)).reshape(1, -1).shape[1])
-    if prior_dim != d:
-        raise InputError(f"{path} was trained for {d} parameters but the prior has {prior_dim}")
-    saved_sbi = meta.get("versions", {}).get("sbi")
-    if saved_sbi and saved_sbi != _versions()["sbi"]:
-        log(f"load: warning: {path} was trained with sbi {saved_sbi}, running {_versions()['sbi']}")
-    # Any well-conditioned batch of the right shapes builds the net; the z-score statistics it
-    # computes are buffers and are overwritten by the saved state_dict.
-    g = torch.Generator().manual_seed(0)
-    theta_b = torch.randn(200, d, generator=g)
-    x_b = torch.randn(200, k, generator=g)
-    members = []
-    for state in payload["state_dicts"] if "state_dicts" in payload else [payload["state_dict"]]:
-        estimator = _build_fn(meta["builder"])(theta_b, x_b)
-        try:
-            estimator.load_state_dict(state)
-        except RuntimeError as exc:
-            raise InputError(f"{path}: saved weights do not fit the rebuilt network: {exc}") from exc
-        estimator.eval()
-        members.append(DirectPosterior(posterior_estimator=estimator, prior=prior, device="cpu"))
-    posterior = members[0] if len(members) == 1 else FlowEnsemble(members)
-    return TrainedPosterior(posterior=posterior, summary=payload.get("summary", {}), meta=meta)
-
-
-@contextlib.contextmanager
-def quiet_sampling():
-    """Inside: no deprecation notice from nflows' LU transform (it calls torch.triangular_solve; a user
-    cannot act on it) and no notice of sbi's memory cap on the sampling batch size."""
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.triangular_solve is deprecated")
-        warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")
-        warnings.filterwarnings("ignore", message=r".* of samples drawn with reject_outside_prior=False")
-        yield
-
-
-PROBE_DRAWS = 4_000          # flow draws that estimate how much of its mass lies inside the prior box
-MIN_ACCEPTANCE = 1e-3        # below: rejection would need over 1,000 proposals per kept draw
-MAX_PROPOSALS = 1_000_000    # proposals drawn at most when that little mass is inside the box
-
-
-def _inside(prior: Any, theta: torch.Tensor) -> torch.Tensor:
-    from sbi.utils import within_support
-
-    return within_support(prior, theta)
-
-
-def _box(prior: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The prior's bounds: tvbinv_hpc's IndependentPrior has them, sbi's BoxUniform in its support."""
-    if hasattr(prior, "low") and hasattr(prior, "high"):
-        return prior.low, prior.high
-    base = getattr(getattr(prior, "support", None), "base_constraint", None)
-    if hasattr(base, "lower_bound") and hasattr(base, "upper_bound"):
-        return base.lower_bound, base.upper_bound
-    return None
-
-
-def _draw(posterior: Any, n: int, x: torch.Tensor) -> torch.Tensor:
-    return posterior.sample((n,), x=x, show_progress_bars=False, reject_outside_prior=False)
-
-
-def mass_inside_prior(posterior: Any, x: torch.Tensor) -> float:
-    """Share of the flow's mass at ``x`` inside the prior's support, from PROBE_DRAWS unrejected draws made
-    on a forked RNG (the caller's draws stay what they would have been)."""
-    with quiet_sampling(), torch.random.fork_rng():
-        return float(_inside(posterior.prior, _draw(posterior, PROBE_DRAWS, x)).float().mean())
-
-
-def sample_posterior(posterior: Any, x: np.ndarray, num_samples: int, seed: int,
-                     max_sampling_time: float | None = None, info: dict | None = None) -> np.ndarray:
-    """``num_samples`` posterior draws at one x as float64 (n, d); reproducible for a given seed.
-
-    sbi rejects draws outside the prior box until it has enough; at an observation beyond the simulations
-    the flow can put nearly all its mass outside the box and that loop never ends (seen on a real subject:
-    0.000 % accepted, diagnose hung). So the mass inside the box is estimated first. Below MIN_ACCEPTANCE,
-    the draws inside the box are collected from at most MAX_PROPOSALS proposals ("truncated"); with none
-    inside, the proposals are clipped onto the box ("clipped": where the flow points, piled on the box's
-    faces). ``info`` receives ``mass_inside_prior``, ``proposals`` and ``method`` for the report.
-    """
-    x = np.asarray(x, dtype=np.float64).reshape(1, -1)
-    if not np.isfinite(x.astype(np.float32)).all():
-        raise InputError("the observed features contain NaN or Inf; cannot condition the posterior on them")
-    torch.manual_seed(seed)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    kwargs = {"max_sampling_time": max_sampling_time} if max_sampling_time else {}
-    with quiet_sampling():
-        probe = _draw(posterior, PROBE_DRAWS, xt)
-        inside = _inside(posterior.prior, probe)
-        mass = float(inside.float().mean())
-        method, proposals = "rejection", PROBE_DRAWS
-        if mass >= MIN_ACCEPTANCE:
-            samples = posterior.sample((num_samples,), x=xt, show_progress_bars=False, **kwargs)
-        else:
-            kept, n_kept = [probe[inside]], int(inside.sum())
-            while n_kept < num_samples and proposals < MAX_PROPOSALS:
-                chunk = _draw(posterior, 100_000, xt)
-                proposals += chunk.shape[0]
-                kept.append(chunk[_inside(posterior.prior, chunk)])
-                n_kept += kept[-1].shape[0]
-            samples, method = torch.cat(kept)[:num_samples], "truncated"
-            box = _box(posterior.prior)
-            if n_kept == 0 and box is not None:
-                samples = torch.maximum(torch.minimum(probe, box[1]), box[0])[:num_samples]
-                method = "clipped"
-            if samples.shape[0] == 0:
-                raise TvbinvError(f"the posterior puts none of {proposals} draws inside the prior's support "
-                                  "at this observation; it lies far beyond the simulations")
-    if info is not None:
-        info.update(mass_inside_prior=mass, proposals=proposals, method=method)
-    return samples.numpy().astype(np.float64)
+def _training_summary(members: list[tuple[Any, dict]], excluded: dict[str, int], seconds: float, threads: int,
+                      seed: int) -> dict[str, Any]:
+    """The first member's curves and counts; for an ensemble the totals and each member's end point."""
+    summary = {**members[0][1], **excluded, "seconds": round(seconds, 3), "threads": threads, "seed": seed}
+    if len(members) > 1:
+        # the loss curves stay the first member's; the totals and each member's end point are kept
+        summary["ensemble"] = len(members)
+        summary["epochs"] = sum(m[1]["epochs"] for m in members)
+        summary["best_validation_loss"] = float(np.mean([m[1]["best_validation_loss"] for m in members]))
+        summary["members"] = [{"seed": seed + j, "epochs": m[1]["epochs"],
+                               "best_validation_loss": m[1]["best_validation_loss"]}
+                              for j, m in enumerate(members)]
+    return summary

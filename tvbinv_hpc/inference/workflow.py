@@ -25,10 +25,11 @@ from tvbinv_hpc.inference.diagnostics import (
     test_rows,
 )
 from tvbinv_hpc.inference.netcdf import write_netcdf
+from tvbinv_hpc.inference.posterior import sample_posterior
 from tvbinv_hpc.inference.priorcheck import prior_predictive_check
 from tvbinv_hpc.inference.report import build_summary, write_report
 from tvbinv_hpc.inference.settings import validate_diagnose
-from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads, sample_posterior
+from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads
 
 # theta (K, d) -> x_ppc (K, k), or (x_ppc, fc_mean (N, N) | None[, fcd values: one 1-D array per valid draw])
 PpcSimulate = Callable[[np.ndarray], Any]
@@ -171,25 +172,8 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
     """
     settings = validate_diagnose(settings)
     names, feats = trained.param_names, trained.feature_names
-    d, k = len(names), len(feats)
-    x_obs = np.asarray(x_obs, dtype=np.float64).ravel()
-    if x_obs.size != k:
-        raise InputError(f"the observation has {x_obs.size} features, the posterior was trained on {k}")
-    if not np.isfinite(x_obs).all():
-        bad = [feats[i] for i in np.flatnonzero(~np.isfinite(x_obs))]
-        raise InputError(f"observed features are NaN/Inf: {', '.join(bad[:10])}")
-    if theta_true is not None:
-        theta_true = np.asarray(theta_true, dtype=np.float64).ravel()
-        if theta_true.size != d:
-            raise InputError(f"theta_true has {theta_true.size} values for {d} parameters")
-    theta_test, x_test = _as_2d("theta_test", theta_test, d), _as_2d("x_test", x_test, k)
-    if len(theta_test) != len(x_test):
-        raise InputError(f"theta_test has {len(theta_test)} rows, x_test {len(x_test)}")
-    prior_samples = _as_2d("prior_samples", prior_samples, d)
-    prior_std = (prior_samples.std(axis=0, ddof=1) if prior_std is None
-                 else np.asarray(prior_std, dtype=np.float64).ravel())
-    if prior_std.size != d or not (prior_std > 0).all():
-        raise InputError(f"prior_std must hold {d} positive values, got {prior_std}")
+    x_obs, theta_true, theta_test, x_test, prior_samples, prior_std = _checked_inputs(
+        names, feats, x_obs, theta_true, theta_test, x_test, prior_samples, prior_std)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     prior_check, baselines = _observation_context(x_prior, x_obs, feats, fc_obs, sc, log)
@@ -220,9 +204,41 @@ def diagnose(trained: TrainedPosterior, *, x_obs: np.ndarray, theta_true: np.nda
               "prior_check": prior_check, "baselines": baselines, "fcd_window": fcd_window,
               "sampling": sampling,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return _write_outputs(outdir, result, plots=settings["plots"], notes=notes, title=title, t0=t0, log=log)
+
+
+def _checked_inputs(names: list[str], feats: list[str], x_obs: Any, theta_true: Any, theta_test: Any, x_test: Any,
+                    prior_samples: Any, prior_std: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray,
+                                                                 np.ndarray, np.ndarray, np.ndarray]:
+    """``diagnose``'s arrays as float64 of the posterior's shapes (prior_std from the samples when None)."""
+    d, k = len(names), len(feats)
+    x_obs = np.asarray(x_obs, dtype=np.float64).ravel()
+    if x_obs.size != k:
+        raise InputError(f"the observation has {x_obs.size} features, the posterior was trained on {k}")
+    if not np.isfinite(x_obs).all():
+        bad = [feats[i] for i in np.flatnonzero(~np.isfinite(x_obs))]
+        raise InputError(f"observed features are NaN/Inf: {', '.join(bad[:10])}")
+    if theta_true is not None:
+        theta_true = np.asarray(theta_true, dtype=np.float64).ravel()
+        if theta_true.size != d:
+            raise InputError(f"theta_true has {theta_true.size} values for {d} parameters")
+    theta_test, x_test = _as_2d("theta_test", theta_test, d), _as_2d("x_test", x_test, k)
+    if len(theta_test) != len(x_test):
+        raise InputError(f"theta_test has {len(theta_test)} rows, x_test {len(x_test)}")
+    prior_samples = _as_2d("prior_samples", prior_samples, d)
+    prior_std = (prior_samples.std(axis=0, ddof=1) if prior_std is None
+                 else np.asarray(prior_std, dtype=np.float64).ravel())
+    if prior_std.size != d or not (prior_std > 0).all():
+        raise InputError(f"prior_std must hold {d} positive values, got {prior_std}")
+    return x_obs, theta_true, theta_test, x_test, prior_samples, prior_std
+
+
+def _write_outputs(outdir: Path, result: dict, *, plots: bool, notes: Any, title: str, t0: float,
+                   log: Callable[[str], Any]) -> dict:
+    """posterior.nc, the plots, summary.json and report.md; the summary, its warnings logged."""
     groups = write_netcdf(outdir / "posterior.nc", result)
     files = [outdir / "posterior.nc"]
-    if settings["plots"]:
+    if plots:
         files += _plots(outdir, result)
     summary = build_summary(result)
     summary["warnings"] = [*notes, *summary["warnings"]]

@@ -19,6 +19,7 @@ import numpy as np
 
 from tvbinv_hpc.parallel import mpi, store
 from tvbinv_hpc.parallel.counter import Counter, WorkList
+from tvbinv_hpc.parallel.job import Job
 from tvbinv_hpc.parallel.progress import Progress
 from tvbinv_hpc.stats.quality import TREND_THRESHOLD, dominated_by_startup
 
@@ -48,10 +49,10 @@ def writer_mode(requested: str, comm: Any) -> str:
     return "root"
 
 
-def run_rows(setup: Any, path: str | Path, *, offset: int = 0, progress: str = "auto",
+def run_rows(setup: Job, path: str | Path, *, offset: int = 0, progress: str = "auto",
              interval: float = 10.0, writer: str = "auto", what: str = "sims") -> Outcome:
-    """Complete the pending rows of ``path`` on all ranks (collective). ``setup`` has engine, features,
-    prior, batch_size; simulation index of row i is ``offset + i``."""
+    """Complete the pending rows of ``path`` on all ranks (collective); the simulation index of row i is
+    ``offset + i``."""
     comm = mpi.comm()
     rank, nranks = comm.Get_rank(), comm.Get_size()
     t0 = time.monotonic()
@@ -212,7 +213,7 @@ def _startup_dominated(bold: np.ndarray, status: np.ndarray, tr_ms: float, rank:
     return flagged
 
 
-def simulate_batch(setup: Any, theta: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+def simulate_batch(setup: Job, theta: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
     """One batch: simulate, compute features, derive the row status (ok / diverged / features not finite)."""
     res = setup.engine.simulate(setup.prior.values(theta), np.asarray(index, np.int64))
     status = np.where(res.status == 1, store.OK, store.DIVERGED).astype(np.int8)

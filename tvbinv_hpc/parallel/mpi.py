@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from tvbinv_hpc.errors import TvbinvError
@@ -139,7 +139,7 @@ def node_cpus() -> set[int]:
 
 
 @contextlib.contextmanager
-def cpus(allowed: set[int]):
+def cpus(allowed: set[int]) -> Iterator[None]:
     """Inside, this thread (and the threads it starts, e.g. torch's) may run on ``allowed``.
 
     Rank 0 trains and samples while the other ranks sleep: under a launcher that binds each rank to a

@@ -43,6 +43,12 @@ def mpi_enabled() -> bool:
     return bool(_h5py().get_config().mpi)
 
 
+def library_versions() -> dict[str, str]:
+    """h5py's and HDF5's versions and whether HDF5 has MPI (provenance; ``tvbinv-hpc info``)."""
+    h5py = _h5py()
+    return {"h5py": h5py.__version__, "hdf5": h5py.version.hdf5_version, "hdf5_mpi": str(mpi_enabled())}
+
+
 def _early(h5py: Any) -> Any:
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
@@ -126,20 +132,32 @@ def create(path: str | Path, layout: Layout) -> None:
             tmp.unlink()
 
 
-def check(path: str | Path, config_hash: str, store_view: dict[str, Any]) -> dict[str, Any]:
-    """Validate an existing store against the current config; return its header. Raises clear errors."""
+@dataclass(frozen=True)
+class Refusal:
+    """How a refused restart reads to the user: ``{path}`` and ``{changed}`` (the differing keys) are filled
+    in. Each front names its own remedy (the pipeline: config keys and paths; compat: its arguments)."""
+
+    other_numerics: str
+    other_run: str
+
+
+CONFIG_REFUSAL = Refusal(
+    other_numerics="{path} was made by another version of the simulator, whose rows differ in their last bits "
+                   "from this version's: finish it with that version, or choose another run.output / store.path",
+    other_run="{path} was made with a different config; changed keys: {changed}. Restore those values, or "
+              "choose another run.output / store.path.")
+
+
+def check(path: str | Path, config_hash: str, store_view: dict[str, Any],
+          refusal: Refusal = CONFIG_REFUSAL) -> dict[str, Any]:
+    """Validate an existing store against the current run; return its header. Raises clear errors."""
     from tvbinv_hpc.config import changed_keys
 
     head = read_header(path)
     if head["config_hash"] != config_hash:
         changed = changed_keys(json.loads(head["store_view"]), json.loads(json.dumps(store_view, default=str)))
-        if "engine.numerics" in changed:
-            raise TvbinvError(f"{path} was made by another version of the simulator, whose rows differ in their "
-                              "last bits from this version's: finish it with that version, or choose another "
-                              "run.output / store.path")
-        raise TvbinvError(
-            f"{path} was made with a different config; changed keys: {', '.join(changed) or '(unknown)'}. "
-            "Restore those values, or choose another run.output / store.path.")
+        text = refusal.other_numerics if "engine.numerics" in changed else refusal.other_run
+        raise TvbinvError(text.format(path=path, changed=", ".join(changed) or "(unknown)"))
     return head
 
 

@@ -1,12 +1,12 @@
 """The README's generated references match the code, so the documentation cannot drift."""
 from tvbinv_support import ROOT
 
-from tvbinv_hpc.docs import render_readme
+from tvbinv_hpc.cli.docs import render_readme
 
 
 def test_readme_references_are_current():
     text = (ROOT / "README.md").read_text()
-    assert render_readme(text) == text, "README is stale: run `python -m tvbinv_hpc.docs`"
+    assert render_readme(text) == text, "README is stale: run `python -m tvbinv_hpc.cli.docs`"
 
 
 def test_every_config_key_is_documented():

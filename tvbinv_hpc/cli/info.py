@@ -1,45 +1,11 @@
 """``tvbinv-hpc info``: one consistent report of versions, MPI and HDF5 support and the rank layout."""
 from __future__ import annotations
 
-import importlib
-import platform
 import sys
 from typing import Any
 
 from tvbinv_hpc._version import __version__
-
-
-def _version(module: str, attr: str = "__version__") -> str:
-    try:
-        return str(getattr(importlib.import_module(module), attr))
-    except Exception as exc:  # noqa: BLE001 - a version listing reports, never fails
-        return f"missing ({exc.__class__.__name__})"
-
-
-def versions() -> dict[str, str]:
-    """Versions of every library that shapes a result (stored in every output file)."""
-    from tvbinv_hpc.parallel import mpi
-    from tvbinv_hpc.parallel.store import _h5py
-
-    h5py = _h5py()
-    out = {
-        "tvbinv_hpc": __version__, "python": platform.python_version(), "numpy": _version("numpy"),
-        "numba": _version("numba"), "scipy": _version("scipy"), "torch": _version("torch"),
-        "sbi": _version("sbi"), "tvb-library": _tvb_version(), "h5py": h5py.__version__,
-        "hdf5": h5py.version.hdf5_version, "hdf5_mpi": str(bool(h5py.get_config().mpi)),
-        "netCDF4": _version("netCDF4"), "xarray": _version("xarray"),
-    }
-    out.update(mpi.library_versions())
-    return out
-
-
-def _tvb_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("tvb-library")
-    except Exception:  # noqa: BLE001
-        return "missing"
+from tvbinv_hpc.provenance import versions
 
 
 def _torch_devices() -> str:

@@ -177,6 +177,6 @@ class Prior:
 
     def torch(self) -> Any:
         """The same prior as a torch distribution (what sbi trains against)."""
-        from tvbinv_hpc.torch_prior import build_torch_prior
+        from tvbinv_hpc.prior.torch_prior import build_torch_prior
 
         return build_torch_prior(self.marginals)

@@ -39,7 +39,7 @@ def _mpi_start(args: argparse.Namespace) -> Any:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from tvbinv_hpc.info import report
+    from tvbinv_hpc.cli.info import report
 
     c = _mpi_start(args)
     text = report(c)
@@ -67,14 +67,14 @@ def _phase(name: str) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from tvbinv_hpc.inspect import status_text
+    from tvbinv_hpc.cli.inspect import status_text
 
     print(status_text(args.file))
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from tvbinv_hpc.inspect import inspect_text
+    from tvbinv_hpc.cli.inspect import inspect_text
 
     print(inspect_text(args.file, show_config=not args.no_config))
     return 0
@@ -104,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from tvbinv_hpc.launch import launch
+    from tvbinv_hpc.cli.launch import launch
 
     return launch(args.n, args.command, timeout=args.timeout)
 

@@ -1,0 +1,3 @@
+from tvbinv_hpc.cli.main import main
+
+raise SystemExit(main())
