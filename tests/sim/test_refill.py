@@ -69,6 +69,8 @@ def test_refill_on_threads_and_any_batch_split(conn66):
         for key in ("bold", "status", "steps", "substeps", "tavg"):
             got = np.concatenate([getattr(p, key) for p in parts])
             assert got.tobytes() == getattr(ref, key).tobytes(), (key, threads, chunk)
+    empty = engine.simulate({}, np.arange(0))
+    assert empty.bold.shape == (0, engine.n_bold, 66) and empty.lane_steps == 0
 
 
 def test_given_initial_history_is_installed_at_the_lane_start(conn66):

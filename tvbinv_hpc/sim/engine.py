@@ -269,7 +269,9 @@ class Engine:
         """The call's simulations split into one contiguous chunk per worker thread, each a whole number of
         lane groups but the last: a chunk is a queue that its lanes work through (lanes.py)."""
         groups = -(-nsim // self.lanes)
-        workers = max(1, min(self.threads, groups))
+        if groups == 0:
+            return []
+        workers = min(self.threads, groups)
         per = -(-groups // workers) * self.lanes
         return [_Chunk(lo, min(lo + per, nsim)) for lo in range(0, nsim, per)]
 
