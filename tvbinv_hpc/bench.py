@@ -2,7 +2,8 @@
 
 ``python -m tvbinv_hpc.bench [--steps N] [--repeats R] [--lanes B ...] [--dense DIR] [--threads T]``.
 Prints microseconds per simulation-step (per core, JIT excluded, medians) for both and their ratio, the
-same on a dense 80-region DTI connectome, the scaling from 1 to T threads in one process, then the cost
+same on a dense 80-region DTI connectome, the scaling from 1 to T threads in one process, the lane-steps
+saved by refilling the lanes of diverged simulations, then the cost
 of the BOLD model and, when ``tvbinv_hpc.stats`` is importable, of the features.  Timings on shared
 machines vary by tens of percent: compare the ratios, which are measured in one process.
 """
@@ -182,6 +183,32 @@ def bench_threads(nstep: int, repeats: int, lanes: int, threads: int) -> str:
             f"{c[threads] / w[threads]:.2f} cores obtained")
 
 
+def bench_refill(nstep: int, lanes: int, n_sims: int = 16) -> str:
+    """Lanes refilled after a divergence: ``n_sims`` simulations, every other one with a coupling that blows
+    up within ~100 steps (TVB's fixed Heun step), in one call.  Compares the lane-steps the kernel took with
+    what lock-step groups of ``lanes`` would take (each group runs until its last simulation ends)."""
+    from tvbinv_hpc.sim import Engine
+    e = make_engine(nstep, lanes)
+    eng = Engine(e.connectome, dt=e.dt, length=e.nstep * e.dt, fixed=_fixed(), seed=1, ms_per_unit=e.ms_per_unit,
+                 tavg_period=e.tavg_period, bold_tr=e.tr_ms, lanes=lanes, tvb_delays=True, threads=1,
+                 scheme="fixed")
+    a = np.full(n_sims, SETUP["a"])
+    a[::2] = 5.0
+    eng.simulate({"coupling.a": a[:1]}, np.arange(1), nstep=2 * eng.istep)     # JIT (or cache load)
+    t0 = time.perf_counter()
+    res = eng.simulate({"coupling.a": a}, np.arange(n_sims))
+    t1 = time.perf_counter()
+    for g in range(0, n_sims, lanes):              # calls of one lane group each: lock-step, no refill
+        eng.simulate({"coupling.a": a[g:g + lanes]}, np.arange(g, g + lanes))
+    t2 = time.perf_counter()
+    groups = np.array_split(res.steps, range(lanes, n_sims, lanes))
+    lock = sum(lanes * int(g.max()) for g in groups)
+    return (f"refill: {n_sims} simulations, {int(np.sum(res.status == 2))} diverging within "
+            f"{int(res.steps[res.status == 2].max(initial=0))} steps, B={lanes}: {res.lane_steps / 1e6:.3f}M "
+            f"lane-steps vs {lock / 1e6:.3f}M in lock-step groups ({lock / res.lane_steps:.2f}x fewer); "
+            f"{t1 - t0:.2f} s vs {t2 - t1:.2f} s in calls of {lanes}")
+
+
 def bench_bold(n_tavg: int, n: int, repeats: int) -> float:
     """µs per node and temporal-average sample of the Balloon model (post hoc form, same equations)."""
     from tvbinv_hpc.sim.bold import balloon_bold
@@ -252,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = available_cores() if args.threads is None else args.threads
     if threads > 1:
         print(bench_threads(args.steps, args.repeats, args.lanes[0], threads))
+    print(bench_refill(args.steps, args.lanes[0]))
     eng = make_engine(args.steps, 4)
     n_tavg, n = 3000, eng.n_regions
     us_b = bench_bold(n_tavg, n, args.repeats)

@@ -1,12 +1,13 @@
 """The simulator facade: built from a config or a TVB Simulator; ``simulate(values, index)`` -> BOLD, status.
 
-A result is a pure function of (engine setup, seed, values, index): simulations are run in lanes of
-``lanes`` (a short batch is padded by repeating its last simulation), and a simulation's noise and initial
-history come from (seed, index) only, so batch size, position, rank and restarts never change it.
+A result is a pure function of (engine setup, seed, values, index): a call's simulations run through
+``lanes`` lanes as a queue (a lane whose simulation diverged or ended takes the next pending one, with its
+own history, noise and BOLD state: lanes.py), and a simulation's noise and initial history come from
+(seed, index) only, so batch size, position, rank and restarts never change it.
 
-Threads: the lane groups of a call run concurrently on ``threads`` worker threads, each group in the
-GIL-free numba kernel with its own history ring and outputs; a group's result does not depend on which
-thread runs it or when, so any thread count gives the same bits.
+Threads: a call's simulations are split into one chunk per worker thread, each chunk run by the GIL-free
+numba kernel with its own history ring and outputs; a row does not depend on which chunk, thread or lane
+runs it, so any thread count gives the same bits.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tvbinv_hpc.connectome import Connectome
 from tvbinv_hpc.errors import ConfigError
 from tvbinv_hpc.parallel.mpi import threads_per_rank
 from tvbinv_hpc.sim import bold, mpr, params, rng
-from tvbinv_hpc.sim.mpr import STATUS_DIVERGED, STATUS_OK
+from tvbinv_hpc.sim.mpr import STATUS_OK
 
 R_RANGE = (0.0, 2.0)     # TVB's MontbrioPazoRoxin state_variable_range
 V_RANGE = (-2.0, 1.5)
@@ -36,10 +37,11 @@ BOLD_STARTS = ("steady", "rest")
 class SimResult:
     bold: np.ndarray                  # float32 (B, n_bold, N); NaN where diverged
     status: np.ndarray                # int8 (B,), STATUS_OK or STATUS_DIVERGED
-    steps: np.ndarray                 # int64 (B,), steps integrated (< nstep when the batch stopped early)
+    steps: np.ndarray                 # int64 (B,), steps integrated (< nstep: diverged at that step)
     substeps: np.ndarray              # int64 (B,), node-steps the adaptive scheme took in sub-steps
     tavg: np.ndarray | None = None    # float64 (B, n_tavg, 2, N), r and V, when record="tavg"
     raw: np.ndarray | None = None     # float64 (B, nstep, 2, N), record="raw" (validation only: O(nstep))
+    lane_steps: int = 0               # steps the kernel's lanes took in all (idle lanes included)
 
 
 class Engine:
@@ -222,7 +224,7 @@ class Engine:
         hist = np.zeros((2, n, h, 1))
         x = np.zeros((2, n, 1))
         rng.fill_random_history(hist, x, 0, k1, k2, h, h, R_RANGE[0], R_RANGE[1] - R_RANGE[0], V_RANGE[0],
-                                V_RANGE[1] - V_RANGE[0])
+                                V_RANGE[1] - V_RANGE[0], 0)
         times = np.arange(-(h - 1), 1) % h
         return hist[:, :, times, 0].transpose(2, 0, 1)
 
@@ -248,69 +250,62 @@ class Engine:
             out.tavg = np.full((nsim, n_tavg, 2, n), np.nan)
         if record == "raw":
             out.raw = np.full((nsim, nstep, 2, n), np.nan)
-        groups = []
-        for start in range(0, nsim, self.lanes):   # a short group is padded with a copy of its last simulation
-            real = np.arange(start, min(start + self.lanes, nsim))
-            groups.append((np.concatenate([real, np.full(self.lanes - real.size, real[-1])]), real.size))
+        chunks = self._chunks(nsim)
 
-        def run(group: tuple[np.ndarray, int]) -> None:
-            self._run_group(res, group[0], group[1], k1, k2, nstep, n_tavg, n_bold, out)
+        def run(chunk: _Chunk) -> None:
+            self._run_chunk(res, chunk, k1, k2, nstep, n_tavg, n_bold, out)
 
-        workers = min(self.threads, len(groups))
-        if workers <= 1:
-            for g in groups:
-                run(g)
-        else:   # every group writes only its own rows of out
-            with ThreadPoolExecutor(workers, thread_name_prefix="tvbinv-sim") as pool:
-                for _ in pool.map(run, groups):
+        if len(chunks) <= 1:
+            for c in chunks:
+                run(c)
+        else:   # every chunk writes only its own rows of out
+            with ThreadPoolExecutor(len(chunks), thread_name_prefix="tvbinv-sim") as pool:
+                for _ in pool.map(run, chunks):
                     pass
+        out.lane_steps = sum(c.lane_steps for c in chunks)
         return out
 
-    def _run_group(self, res, sims, nreal, k1, k2, nstep, n_tavg, n_bold, out: SimResult) -> None:
+    def _chunks(self, nsim: int) -> list[_Chunk]:
+        """The call's simulations split into one contiguous chunk per worker thread, each a whole number of
+        lane groups but the last: a chunk is a queue that its lanes work through (lanes.py)."""
+        groups = -(-nsim // self.lanes)
+        if groups == 0:
+            return []
+        workers = min(self.threads, groups)
+        per = -(-groups // workers) * self.lanes
+        return [_Chunk(lo, min(lo + per, nsim)) for lo in range(0, nsim, per)]
+
+    def _run_chunk(self, res, chunk: _Chunk, k1, k2, nstep, n_tavg, n_bold, out: SimResult) -> None:
         n, nb, top = self.n_regions, self.lanes, self.topology
+        sims = np.arange(chunk.lo, chunk.hi)
         ring = self.horizon
-        hist = np.zeros((2, n, ring + top.block, nb), self.history_dtype)
-        x = np.empty((2, n, nb))
-        pos = np.arange(-(self.horizon - 1), 1) % ring               # time t lives at t mod R
-        for b, s in enumerate(sims):
-            if self.initial_history is None:
-                rng.fill_random_history(hist, x, b, k1[s], k2[s], self.horizon, ring, R_RANGE[0],
-                                        R_RANGE[1] - R_RANGE[0], V_RANGE[0], V_RANGE[1] - V_RANGE[0])
-            else:
-                h = self.initial_history                                 # (horizon, 2, N), oldest first
-                hist[:, :, pos, b] = h.transpose(1, 2, 0)
-                x[:, :, b] = h[-1]
-        hist[:, :, ring:] = hist[:, :, np.arange(top.block) % ring]   # the mirror of the first K slots
+        hist = np.zeros((2, n, (ring + top.block) * nb), self.history_dtype)
         table = params.lane_table(res, sims, self.dt)
-        lane = np.tile(np.arange(nb, dtype=np.int64), n)
-        nctr = np.repeat(np.arange(n, dtype=np.uint64), nb)   # noise counter = step * N + node
-        bold_ = np.full((nb, n_bold, n), np.nan, np.float32)
-        status = np.full(nb, STATUS_OK, np.int8)
-        nsub = np.zeros(nb, np.int64)
-        rec_tavg = np.full((nb, n_tavg, 2, n), np.nan) if out.tavg is not None else np.zeros((nb, 0, 2, n))
-        rec_raw = np.full((nb, nstep, 2, n), np.nan) if out.raw is not None else np.zeros((nb, 0, 2, n))
+        init = np.zeros((0, 2, n)) if self.initial_history is None else self.initial_history
+        ranges = np.array([R_RANGE[0], R_RANGE[1] - R_RANGE[0], V_RANGE[0], V_RANGE[1] - V_RANGE[0]])
+        lo, hi = chunk.lo, chunk.hi
         steps = mpr.run_lanes(
             top.lvl_k, top.lvl_ptr, top.far_src, top.far_w, top.far_d, top.loc_ptr, top.loc_src, top.loc_w,
-            np.repeat(top.self_w, nb),
-            top.block, ring, hist.reshape(2, n, -1), x.reshape(2, -1), table,
-            np.repeat(k1[sims][None], n, 0).reshape(-1), np.repeat(k2[sims][None], n, 0).reshape(-1),
-            nctr, lane, self.dt, nstep, self.istep,
+            np.repeat(top.self_w, nb), top.block, ring, hist, np.zeros((2, n * nb)), table,
+            np.ascontiguousarray(k1[sims]), np.ascontiguousarray(k2[sims]), init, ranges,
+            self.dt, nstep, self.istep,
             bool(np.any(table[mpr.P_SIG_R] > 0) or np.any(table[mpr.P_SIG_V] > 0)),
             bool(np.any(table[mpr.P_CV] != 0)), self.tvb_order,
-            self.bold_dt_s, self.bold_every, self.bold_first, bold_, status, rec_tavg, rec_raw, (0,) * nb,
-            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, nsub, self.exact)
-        final_bad = ~np.all(np.isfinite(x), axis=(0, 1))
-        status[final_bad] = STATUS_DIVERGED
-        real = sims[:nreal]
-        bold_[status != STATUS_OK] = np.nan
-        out.bold[real] = bold_[:nreal]
-        out.substeps[real] = nsub[:nreal]
-        out.status[real] = status[:nreal]
-        out.steps[real] = steps
-        if out.tavg is not None:
-            out.tavg[real] = rec_tavg[:nreal]
-        if out.raw is not None:
-            out.raw[real] = rec_raw[:nreal]
+            self.bold_dt_s, self.bold_every, self.bold_first, out.bold[lo:hi], out.status[lo:hi],
+            out.steps[lo:hi], out.substeps[lo:hi],
+            out.tavg[lo:hi] if out.tavg is not None else np.zeros((hi - lo, 0, 2, n)),
+            out.raw[lo:hi] if out.raw is not None else np.zeros((hi - lo, 0, 2, n)), (0,) * nb,
+            mpr.H_MAX if self.scheme == "adaptive" else 0.0, self.hemo_j0, self.warm_n, self.exact)
+        out.bold[lo:hi][out.status[lo:hi] != STATUS_OK] = np.nan
+        chunk.lane_steps = int(steps) * nb
+
+
+class _Chunk:
+    """Simulations lo .. hi - 1 of a call, run by one kernel call; lane_steps: its lanes' steps (work done,
+    including lanes that idle while others finish)."""
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi, self.lane_steps = lo, hi, 0
 
 
 def time_grid(dt: float, tavg_period: float, ms_per_unit: float, bold_tr: float) -> tuple[int, int]:

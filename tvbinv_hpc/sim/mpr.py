@@ -7,7 +7,9 @@ whose first K slots are mirrored after slot R-1, so that any window of up to K c
 contiguous.  The delayed input of a block of K steps is summed over such windows (coupling.py: edges in
 levels by delay, the short ones over shorter windows); zero-delay edges are added per step.
 
-Each call owns its arrays (history, state, outputs) and holds no GIL: lane groups run on worker threads.
+The lanes work through the call's simulations as a queue (lanes.py): a lane whose simulation ends takes the
+next pending one at a block boundary, with its own clock.  Each call owns its arrays (history, state,
+outputs) and holds no GIL: chunks of a call run on worker threads.
 """
 from __future__ import annotations
 
@@ -18,8 +20,18 @@ import numba as nb
 import numpy as np
 
 from tvbinv_hpc.sim.adaptive import H_MAX, redo_stiff, stiff
-from tvbinv_hpc.sim.bold import balloon_steady, balloon_step2, bold_signal
 from tvbinv_hpc.sim.coupling import Topology, add_level, add_local, make_topology, pairwise_sum, tvb_order_step
+from tvbinv_hpc.sim.lanes import (
+    L_FREE,
+    L_SIM,
+    N_LANE_FIELDS,
+    block_len,
+    check_lanes,
+    complete,
+    install,
+    record_raw,
+    sample_lanes,
+)
 from tvbinv_hpc.sim.params import (
     N_PAR,
     P_A,
@@ -52,20 +64,23 @@ __all__ = ["STATUS_OK", "STATUS_DIVERGED", "N_PAR", "P_SIG_R", "P_SIG_V", "P_CV"
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, selfw, K, R,
-              hist, x, par, k1, k2, nctr, lane,
+              hist, x, tab, qk1, qk2, init_hist, ranges,
               dt, nstep, istep, has_noise, couple_v, tvb_order,
-              bold_dt, bold_every, bold_first, bold_out, status, rec_tavg, rec_raw, lanes_t,
-              h_max, hemo_j0, warm_n, nsub, exact):
-    """Advance nb lanes by nstep steps from time 0 (state x, history ring hist); returns steps done.
+              bold_dt, bold_every, bold_first, bold_out, status, steps, nsub_out, rec_tavg, rec_raw, lanes_t,
+              h_max, hemo_j0, warm_n, exact):
+    """Run the call's nq simulations, nstep steps each, through nb lanes (a lane whose simulation ends takes
+    the next pending one, see lanes.py); returns the global steps taken (lane-steps: nb times that).
 
-    lvl_k / lvl_ptr / far_*: the delayed edges in levels (coupling.Topology); hist (2, N, (R+K)*nb),
-    x (2, N*nb) float64, par (N_PAR, N*nb), selfw (N*nb) zero-delay self weights, k1/k2 (N*nb) lane keys,
-    nctr (N*nb) uint64 node index (noise counter = step * N + node), lane (N*nb) lane index; bold_out
-    (nb, n_bold, N) float32; status (nb,) int8; rec_tavg (nb, n_tavg, 2, N) or empty; rec_raw
-    (nb, nstep, 2, N) or empty; lanes_t: any tuple of nb items (one compiled kernel per nb).
+    lvl_k / lvl_ptr / far_*: the delayed edges in levels (coupling.Topology); hist (2, N, (R+K)*nb) and
+    x (2, N*nb) float64: scratch for the ring and the state; selfw (N*nb) zero-delay self weights;
+    tab (N_PAR, N*nq) the simulations' parameters (flat i * nq + q); qk1/qk2 (nq,) their keys; init_hist
+    (R, 2, N) float64 the given initial history, or (0, 2, N): a random one from the keys in ranges
+    (r low, r span, V low, V span).  Outputs, per simulation q: bold_out (nq, n_bold, N) float32, status
+    (nq,) int8 (STATUS_OK on entry), steps and nsub_out (nq,) int64, rec_tavg (nq, n_tavg, 2, N) or empty,
+    rec_raw (nq, nstep, 2, N) or empty.  lanes_t: any tuple of nb items (one compiled kernel per nb).
     tvb_order: K must be 1 and all edges in one level (validation).
-    h_max > 0: adaptive scheme (nodes with rate * dt > h_max take sub-steps, see adaptive.py; nsub (nb,)
-    counts the sub-stepped node-steps per lane); 0: TVB's fixed Heun step everywhere.
+    h_max > 0: adaptive scheme (nodes with rate * dt > h_max take sub-steps, see adaptive.py; nsub_out counts
+    the sub-stepped node-steps); 0: TVB's fixed Heun step everywhere.
     Balloon start: the state is set at tavg sample hemo_j0 to the steady state of the mean r over samples
     hemo_j0 - warm_n + 1 .. hemo_j0 (warm_n = 0: the resting state at sample 0, TVB's BalloonModel).
     exact: the Heun step rounds every operation as TVB does (no fused multiply-adds; validation).
@@ -73,6 +88,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     n = lvl_ptr.shape[1] - 1
     nb_ = len(lanes_t)          # a tuple's length is a compile-time constant: the lane loops unroll
     nflat = n * nb_
+    nq = qk1.size
     nv = 2 if couple_v else 1
     acc = np.zeros(K * nb_, dtype=hist.dtype)          # one target's windowed sum (stays in L1)
     acct = np.zeros((nv, K, nflat), dtype=hist.dtype)  # the block's delayed input, step-major
@@ -82,30 +98,34 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     zw = np.zeros((2, nflat), dtype=np.uint32)         # the step's random words, as 32-bit halves
     prod = np.zeros(n + 1, dtype=hist.dtype)
     zero = hist.dtype.type(0.0)
-    has_local = loc_src.size > 0
-    tsum = np.zeros((2, nflat))
-    tmean = np.zeros((2, nflat))
-    balloon = np.ones((4, nflat))
-    balloon[0] = 0.0
-    wsum = np.zeros(nflat)                              # r summed over the Balloon's warm-up window
+    tsum, tmean, wsum = np.zeros((2, nflat)), np.zeros((2, nflat)), np.zeros(nflat)
+    balloon, btmp = np.ones((4, nflat)), np.zeros((8, nflat))
     xn = np.empty_like(x)                               # the step's end state (x keeps its start)
-    flipped = False
     hbuf = np.zeros(1, dtype=hist.dtype)
-    btmp = np.zeros((8, nflat))
-    n_written = 0
+    par = np.zeros((tab.shape[0], nflat))
+    k1, k2, nctr = np.zeros(nflat, np.uint64), np.zeros(nflat, np.uint64), np.zeros(nflat, np.uint64)
+    lane = np.arange(nflat) % nb_
+    ls = np.zeros((N_LANE_FIELDS, nb_), np.int64)
     bad = np.zeros(nb_, np.bool_)
-    for b in range(nb_):
-        bad[b] = status[b] != STATUS_OK
-    for s0 in range(1, nstep + 1, K):
-        kb = min(K, nstep - s0 + 1)
+    nsub = np.zeros(nb_, np.int64)
+    for b in range(nb_):        # lanes beyond nq run a copy of the first simulation, unrecorded
+        install(b, min(b, nq - 1), 0, nstep, istep, hist, x, par, tab, k1, k2, nctr, qk1, qk2, init_hist, R, K,
+                ranges, tsum, wsum, balloon, ls, bad, nsub)
+        ls[L_SIM, b] = b if b < nq else -1
+    nxt = min(nb_, nq)          # the next pending simulation
+    s = 0                       # global step of the current state
+    while True:
+        kb = block_len(ls, s, K, nstep, nxt < nq)
+        if kb == 0:
+            return s
         for k in range(kb):
-            s = s0 + k
+            s += 1
             q = (s - 1) % R                              # ring position of the current state
             if tvb_order:                                # K = 1, all edges: TVB's products and order
                 tvb_order_step(hist, lvl_ptr[0], far_src, far_w, far_d, nv, nb_, s, R, prod, zero, acct)
             else:
                 _delayed_input(hist, lvl_k, lvl_ptr, far_src, far_w, far_d, nv, q, R, k, kb, acc, acct, lanes_t)
-            if has_local:
+            if loc_src.size > 0:
                 add_local(hist, loc_ptr, loc_src, loc_w, nv, nb_, q * nb_, loc, acct, k)
             if has_noise:
                 _normals(np.uint64(s) * np.uint64(n), nctr, k1, k2, zw, z)
@@ -118,34 +138,21 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
             if n_stiff > 0:
                 redo_stiff(xn, x, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
             x, xn = xn, x
-            flipped = not flipped
             _store(x, xh, tsum, hist, s % R, R, K, nv, lanes_t)
-            if rec_raw.shape[1] > 0:
-                for f in range(nflat):
-                    rec_raw[lane[f], s - 1, 0, f // nb_] = x[0, f]
-                    rec_raw[lane[f], s - 1, 1, f // nb_] = x[1, f]
+            record_raw(s, x, lane, ls, rec_raw)
+            freed = False
             if s % istep == 0:
-                n_written = _sample(s // istep - 1, istep, tsum, tmean, lane, bad, rec_tavg, balloon, btmp,
-                                    wsum, bold_dt, bold_every, bold_first, hemo_j0, warm_n, bold_out, n_written)
-                n_bad = 0
-                for b in range(nb_):
-                    if bad[b]:
-                        status[b] = STATUS_DIVERGED
-                        n_bad += 1
-                if n_bad == nb_:
-                    _final(x, xn, flipped)
-                    return s
-    _final(x, xn, flipped)
-    return nstep
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _final(x, x_caller, flipped):
-    """The state swaps buffers every step: leave the final one in the caller's array."""
-    if flipped:
-        for f in range(x.shape[1]):
-            x_caller[0, f] = x[0, f]
-            x_caller[1, f] = x[1, f]
+                sample_lanes(s, istep, tsum, tmean, lane, ls, bad, rec_tavg, balloon, btmp, wsum, bold_dt,
+                             bold_every, bold_first, hemo_j0, warm_n, bold_out)
+                freed = check_lanes(s, istep, ls, bad, nsub, status, steps, nsub_out)
+            complete(s, x, ls, nsub, nstep, istep, status, steps, nsub_out)
+            if freed and nxt < nq:                       # refill that lane now: end the block here
+                break
+        for b in range(nb_):
+            if nxt < nq and ls[L_SIM, b] < 0 and ls[L_FREE, b] <= s:
+                install(b, nxt, s, nstep, istep, hist, x, par, tab, k1, k2, nctr, qk1, qk2, init_hist, R, K,
+                        ranges, tsum, wsum, balloon, ls, bad, nsub)
+                nxt += 1
 
 
 @nb.njit(cache=True, error_model="numpy", fastmath=FMA)
@@ -248,44 +255,3 @@ def _store(x, xh, tsum, hist, q, R, K, nv, lanes_t):
             if q < K:
                 for b in range(nb_u):
                     hist[v, iu, pm + b] = xh[v, iu * nb_u + b]
-
-
-@nb.njit(cache=True, error_model="numpy", fastmath=FMA)
-def _sample(j, istep, tsum, tmean, lane, bad, rec_tavg, balloon, btmp, wsum, bold_dt, bold_every, bold_first,
-            hemo_j0, warm_n, bold_out, n_written):
-    """Temporal-average sample j (0-based): its mean, the Balloon step it drives, the BOLD sample when one is
-    due, and the lanes that stopped being finite (bad).  Returns the BOLD samples written."""
-    nflat = tsum.shape[1]
-    nb_ = bad.size
-    n_nonfinite = 0
-    for f in range(nflat):
-        tmean[0, f] = tsum[0, f] / istep
-        tmean[1, f] = tsum[1, f] / istep
-        tsum[0, f] = 0.0
-        tsum[1, f] = 0.0
-        n_nonfinite += not (np.isfinite(tmean[0, f]) and np.isfinite(tmean[1, f]))
-    if n_nonfinite > 0:                      # rare: find the lanes
-        for f in range(nflat):
-            if not (np.isfinite(tmean[0, f]) and np.isfinite(tmean[1, f])):
-                bad[lane[f]] = True
-    if rec_tavg.shape[1] > 0:
-        for f in range(nflat):
-            rec_tavg[lane[f], j, 0, f // nb_] = tmean[0, f]
-            rec_tavg[lane[f], j, 1, f // nb_] = tmean[1, f]
-    if j > hemo_j0:                           # TVB: input sample j drives step j-1 -> j
-        balloon_step2(balloon, tmean[0], bold_dt, btmp)
-    elif j > hemo_j0 - warm_n:                # the warm-up window: its mean r sets the start
-        for f in range(nflat):
-            wsum[f] += tmean[0, f]
-        if j == hemo_j0:
-            for f in range(nflat):
-                balloon_steady(balloon, f, wsum[f] / warm_n)
-    if j >= bold_first and (j - bold_first) % bold_every == 0 and n_written < bold_out.shape[1]:
-        for f in range(nflat):
-            y = bold_signal(balloon, f)
-            if not np.isfinite(y):
-                bad[lane[f]] = True
-            bold_out[lane[f], n_written, f // nb_] = np.float32(y)
-        n_written += 1
-    return n_written
-

@@ -115,13 +115,14 @@ def uniforms(k1: np.uint64, k2: np.uint64, ctr0: np.uint64, n: int) -> np.ndarra
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def fill_random_history(hist, x, lane, k1, k2, horizon, ring, lo_r, span_r, lo_v, span_v):
+def fill_random_history(hist, x, lane, k1, k2, horizon, ring, lo_r, span_r, lo_v, span_v, now):
     """Uniform initial history of one simulation straight into its lane of the ring hist (2, N, slots, nb):
-    the state ``age`` steps old goes to slot (-age) mod ring; x (2, N, nb) gets the current state (float64).
+    the state ``age`` steps old goes to slot (now - age) mod ring (now: the slot of the current state, which
+    is not 0 when a lane takes a simulation mid-run); x (2, N, nb) gets the current state (float64).
     Counter (age * 2 + v) * N + node in HISTORY_DOMAIN: the current state does not depend on the horizon."""
     n = hist.shape[1]
     for age in range(horizon):
-        q = (ring - age % ring) % ring
+        q = (now + ring - age % ring) % ring
         for v in range(2):
             lo, span = (lo_r, span_r) if v == 0 else (lo_v, span_v)
             base = HISTORY_DOMAIN + np.uint64((age * 2 + v) * n)
