@@ -252,7 +252,7 @@ def _resolve_paths(cfg: dict[str, Any], base_dir: Path) -> None:
     """Input files relative to the config file's folder, as run.output; tvb-data names stay names."""
     import os
 
-    from tvbinv_hpc.connectome import tvb_data_path
+    from tvbinv_hpc.sim.connectome import tvb_data_path
 
     def rel(value: str) -> str:
         p = Path(value).expanduser()

@@ -151,7 +151,7 @@ def test_stated_tr_is_checked(tmp_path):
 
 
 def test_connectome_selection_applies_to_the_bold(tmp_path):
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
 
     rng = np.random.default_rng(0)
     np.save(tmp_path / "w.npy", rng.uniform(size=(N + 2, N + 2)))

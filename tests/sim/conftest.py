@@ -56,5 +56,5 @@ def float32_history(horizon: int, n: int, seed: int = 1) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def conn76():
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     return load_connectome("connectivity_76", 3.0, "max", False)

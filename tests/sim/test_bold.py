@@ -29,7 +29,7 @@ def test_balloon_equals_tvb(period_ms):
 
 def _engine(ms_per_unit, tr, transient=0.0, nstep=3000, **kw):
     """TVB's conventions by default: the Balloon at rest at t = 0, delays in steps of dt model units."""
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     conn = load_connectome("connectivity_66", 3.0, "max", False)
     kw = {"bold_start": "rest", "tvb_delays": True, **kw}
     return Engine(conn, dt=0.01, length=nstep * 0.01, fixed={**FIXED, "coupling.a": 0.3}, seed=5,

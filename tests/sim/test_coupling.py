@@ -48,8 +48,8 @@ def test_dense_connectome_keeps_long_windows():
 
 def test_dense_fast_kernel_agrees_with_tvb_order():
     """Many levels (delays 1-399 steps) and both coupling variables: fast kernel vs TVB's summation order."""
-    from tvbinv_hpc.connectome import Connectome
     from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.sim.connectome import Connectome
 
     w, d = _dense(12, seed=4)
     conn = Connectome(w / w.sum(1, keepdims=True), d * 0.3, [f"r{i}" for i in range(12)], speed=3.0)

@@ -12,7 +12,7 @@ from tvbinv_hpc.sim import PARAMETERS, STATUS_DIVERGED, STATUS_OK, Engine, SimRe
 
 @pytest.fixture(scope="module")
 def engine():
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     conn = load_connectome("connectivity_66", 3.0, "max", False)
     return Engine(conn, dt=0.01, length=30.0, fixed=FIXED, seed=11, ms_per_unit=10.0, tavg_period=0.1,
                   bold_tr=10.0)
@@ -167,7 +167,7 @@ def test_zero_delay_and_short_delay_edges(min_delay_steps):
     """Off-diagonal zero-delay edges (local CSR path), self-connections, and a shortest delay of 1 step or 7
     (that edge summed over windows of 1 or 4 steps, the others over longer ones): the fast kernel agrees with
     the TVB-order mode (bit-identical to TVB's Simulator)."""
-    from tvbinv_hpc.connectome import Connectome
+    from tvbinv_hpc.sim.connectome import Connectome
     rs = np.random.default_rng(min_delay_steps)
     n = 6
     w = rs.uniform(0.1, 1.0, (n, n)) * (rs.random((n, n)) < 0.7)
@@ -201,7 +201,7 @@ def test_fast_path_is_within_rounding_of_the_exact_path(engine):
 
 _WIDTH_SCRIPT = """
 import hashlib, numpy as np
-from tvbinv_hpc.connectome import load_connectome
+from tvbinv_hpc.sim.connectome import load_connectome
 from tvbinv_hpc.sim import Engine
 FIXED = {fixed!r}
 conn = load_connectome("connectivity_66", 3.0, "max", False)

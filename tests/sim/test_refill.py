@@ -15,7 +15,7 @@ N_SIMS = 13
 
 @pytest.fixture(scope="module")
 def conn66():
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     return load_connectome("connectivity_66", 3.0, "max", False)
 
 

@@ -141,7 +141,7 @@ def test_unsupported_tvb_settings_are_named():
 @pytest.mark.parametrize("ms_per_unit,expected", [(1.0, 1000), (10.0, 100)])
 def test_known_lengths_give_physical_delay_steps(ms_per_unit, expected):
     """30 mm at 3 m/s is 10 ms whatever the model clock: 1000 steps of 0.01 ms, or 100 of 0.1 ms."""
-    from tvbinv_hpc.connectome import Connectome
+    from tvbinv_hpc.sim.connectome import Connectome
     w = np.array([[0.0, 1.0], [1.0, 0.0]])
     tl = np.array([[0.0, 30.0], [30.0, 0.0]])
     eng = Engine(Connectome(w, tl, ["a", "b"], speed=3.0), dt=0.01, length=10.0, fixed=CFG_FIXED, seed=0,

@@ -11,7 +11,7 @@ from tvbinv_hpc.sim import Engine
 @pytest.fixture(scope="module")
 def seed_engines():
     """The seed's settings: raw connectivity_76 weights, nsig [0.035, 0.07], tvb-inversion's MPR."""
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     conn = load_connectome("connectivity_76", 3.0, "none", False)
     kw = dict(dt=0.01, length=300.0, fixed={**FIXED, "integrator.noise.nsig": [0.035, 0.07]}, seed=3,
               ms_per_unit=10.0, tavg_period=0.1, bold_tr=100.0)
@@ -33,7 +33,7 @@ def test_seed_settings_stay_bounded(seed_engines):
 def test_adaptive_is_tvb_step_where_tvb_is_well_behaved():
     """At a resting-state working point (started from it: the random start-up transient can reach the
     threshold) no node needs sub-steps: adaptive == fixed bit for bit."""
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     conn = load_connectome("connectivity_76", 3.0, "max", False)
     kw = dict(dt=0.01, fixed={**FIXED, "integrator.noise.nsig": 0.004, "model.eta": -4.8}, seed=5,
               ms_per_unit=10.0, tavg_period=0.1, bold_tr=10.0)
@@ -47,7 +47,7 @@ def test_adaptive_is_tvb_step_where_tvb_is_well_behaved():
 def test_substeps_resolve_a_runaway():
     """One node started in the runaway (r = 0, V = 40): the fixed step overflows, the sub-stepped flow
     turns V around (r catches up through exp(2 int V)) and stays finite."""
-    from tvbinv_hpc.connectome import Connectome
+    from tvbinv_hpc.sim.connectome import Connectome
     conn = Connectome(np.zeros((2, 2)), np.zeros((2, 2)), ["a", "b"], speed=3.0)
     hist = np.array([[0.0, 0.1], [40.0, -2.0]])                          # (2 vars, 2 nodes)
     kw = dict(dt=0.01, length=5.0, fixed={**FIXED, "integrator.noise.nsig": 0.0}, seed=0, ms_per_unit=10.0,

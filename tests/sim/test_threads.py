@@ -14,7 +14,7 @@ N_SIMS = 11          # two full lane groups of 4 and a padded one of 3
 
 @pytest.fixture(scope="module")
 def engine():
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
     conn = load_connectome("connectivity_66", 3.0, "max", False)
     return Engine(conn, dt=0.01, length=30.0, fixed=FIXED, seed=5, ms_per_unit=10.0, tavg_period=0.1,
                   bold_tr=10.0, threads=1)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from stats_reference import random_bold, simulated_like_bold
 
+from tvbinv_hpc.bench.features import bench_features
 from tvbinv_hpc.errors import ConfigError, InputError
 from tvbinv_hpc.stats import DEFAULT_FEATURES, FEATURES, FeatureSet, build_features, feature_defaults
-from tvbinv_hpc.stats.bench import bench_features
 from tvbinv_hpc.stats.hemispheres import RegionInfo
 
 HALVES = RegionInfo(stated="halves")   # index halves, as these synthetic regions are laid out

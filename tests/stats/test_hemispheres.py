@@ -34,7 +34,7 @@ def test_labels_with_midline_regions_and_without_markers():
 
 
 def test_tvb_data_connectomes_pair_by_labels():
-    from tvbinv_hpc.connectome import load_connectome
+    from tvbinv_hpc.sim.connectome import load_connectome
 
     c = load_connectome("connectivity_76")
     h = resolve("auto", 76, c.regions)

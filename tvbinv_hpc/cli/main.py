@@ -83,24 +83,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.bench_args if a != "--"]
     if "--train" in rest:
-        from tvbinv_hpc.inference import bench as train_bench
+        from tvbinv_hpc.bench import train
 
-        return train_bench.main([a for a in rest if a != "--train"]) or 0
+        return train.main([a for a in rest if a != "--train"]) or 0
     if "--store" in rest:
-        from tvbinv_hpc import bench_store
+        from tvbinv_hpc.bench import store
 
-        return bench_store.main([a for a in rest if a != "--store"]) or 0
+        return store.main([a for a in rest if a != "--store"]) or 0
     if "--scaling" in rest:
-        from tvbinv_hpc import bench_scaling
+        from tvbinv_hpc.bench import scaling
 
-        return bench_scaling.main([a for a in rest if a != "--scaling"]) or 0
+        return scaling.main([a for a in rest if a != "--scaling"]) or 0
     if "--stability" in rest:
-        from tvbinv_hpc.sim import stability
+        from tvbinv_hpc.bench import stability
 
         return stability.main([a for a in rest if a != "--stability"]) or 0
-    from tvbinv_hpc import bench
+    from tvbinv_hpc.bench import engine
 
-    return bench.main(rest) or 0
+    return engine.main(rest) or 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

@@ -151,7 +151,7 @@ def load_empirical_bold(path: str | Path, *, n_regions: int, tr_ms: float, varia
     must match ``tr_ms`` within 1 %. ``.mat``/``.npz`` (``variable`` or the only 2-d array), ``.csv``/
     ``.tsv``/``.txt`` and ``.npy`` carry no axis names: the axis with the region count is the region axis
     (``layout`` states it when both could be), and no TR: ``tr_stated`` (ms, 0: unknown) is checked instead.
-    ``connectome`` (a :class:`~tvbinv_hpc.connectome.Connectome`): BOLD with the source's region count
+    ``connectome`` (a :class:`~tvbinv_hpc.sim.connectome.Connectome`): BOLD with the source's region count
     is cut with the connectome's ``drop``/``keep``.
     """
     path = Path(path)

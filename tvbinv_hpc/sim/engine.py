@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from tvbinv_hpc.connectome import Connectome
 from tvbinv_hpc.errors import ConfigError
 from tvbinv_hpc.parallel.mpi import threads_per_rank
 from tvbinv_hpc.sim import bold, mpr, params, rng
+from tvbinv_hpc.sim.connectome import Connectome
 from tvbinv_hpc.sim.mpr import STATUS_OK
 
 R_RANGE = (0.0, 2.0)     # TVB's MontbrioPazoRoxin state_variable_range

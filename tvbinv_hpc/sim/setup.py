@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from tvbinv_hpc.connectome import Connectome, load_connectome
 from tvbinv_hpc.errors import ConfigError, InputError, UnsupportedError
 from tvbinv_hpc.sim import params
+from tvbinv_hpc.sim.connectome import Connectome, load_connectome
 from tvbinv_hpc.sim.defaults import section
 
 

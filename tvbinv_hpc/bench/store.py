@@ -99,8 +99,8 @@ def _timed(fn: Any) -> tuple[float, Any]:
 
 def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> dict[str, Any]:
     """Run ``simulate`` under mpiexec, time ``status`` while it writes, stop it with SIGUSR1."""
-    from tvbinv_hpc.inspect import status_text
-    from tvbinv_hpc.launch import mpiexec_command
+    from tvbinv_hpc.cli.inspect import status_text
+    from tvbinv_hpc.cli.launch import mpiexec_command
 
     cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc", "simulate", str(cfg)]
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_clean_env())
@@ -129,9 +129,9 @@ def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> di
 def rma_latency(ranks: int, ops: int = 20000) -> dict[str, float]:
     """Microseconds per counter fetch-and-add and per work-list read (a batch's row numbers) on ranks
     1..P-1 against rank 0's windows, under mpiexec -n ``ranks``."""
-    from tvbinv_hpc.launch import mpiexec_command
+    from tvbinv_hpc.cli.launch import mpiexec_command
 
-    cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc.bench_store", "--rma-child", str(ops)]
+    cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc.bench.store", "--rma-child", str(ops)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_clean_env())
     if res.returncode != 0:
         raise SystemExit(f"bench --store: RMA latency run failed:\n{res.stderr[-3000:]}")
@@ -163,7 +163,7 @@ def _rma_child(ops: int) -> None:
 
 def measure(rows: int, params: int, ranks: int, seconds: float) -> dict[str, Any]:
     from tvbinv_hpc import pipeline
-    from tvbinv_hpc.inspect import inspect_text, status_text
+    from tvbinv_hpc.cli.inspect import inspect_text, status_text
     from tvbinv_hpc.parallel import store
     from tvbinv_hpc.parallel.mpi import SerialComm
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tvb.simulator.lab  # noqa: F401  (TVB's logger set-up at collection, see tests/sim/conftest.py)
 
-from tvbinv_hpc.connectome import idelays, load_connectome, tvb_data_path
 from tvbinv_hpc.errors import ConfigError, InputError
+from tvbinv_hpc.sim.connectome import idelays, load_connectome, tvb_data_path
 
 
 def test_tvb_data_name_is_tvb_connectivity():

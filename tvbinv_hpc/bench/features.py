@@ -5,10 +5,10 @@ import time
 
 import numpy as np
 
-from .fc import fc
-from .fcd import fcd
-from .featureset import DEFAULT_FEATURES, build_features
-from .hemispheres import RegionInfo
+from tvbinv_hpc.stats.fc import fc
+from tvbinv_hpc.stats.fcd import fcd
+from tvbinv_hpc.stats.featureset import DEFAULT_FEATURES, build_features
+from tvbinv_hpc.stats.hemispheres import RegionInfo
 
 __all__ = ["bench_features"]
 

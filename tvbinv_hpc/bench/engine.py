@@ -97,7 +97,7 @@ def dense_connectome(subject: Path | None):
     """The dense benchmark connectome: a gw subject folder (DTI_CM.mat 'sc' fibre counts, DTI_LEN.mat 'len'
     mm; 80 cortical regions, symmetrised, log1p-normalised), else a synthetic stand-in of the same shape
     (regions in a 140 x 170 x 120 mm box, tracts 1.2 x their distance, 95 % non-zero counts)."""
-    from tvbinv_hpc.connectome import Connectome, load_connectome
+    from tvbinv_hpc.sim.connectome import Connectome, load_connectome
     roots = [Path.cwd(), Path(__file__).resolve().parents[1]]
     found = [r / DENSE_SUBJECT for r in roots if (r / DENSE_SUBJECT / "DTI_CM.mat").is_file()]
     subject = subject or (found[0] if found else None)
@@ -132,8 +132,8 @@ def make_dense_engine(nstep: int, lanes: int, subject: Path | None = None):
 
 
 def make_engine(nstep: int, lanes: int, history_dtype=np.float32):
-    from tvbinv_hpc.connectome import load_connectome
     from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.sim.connectome import load_connectome
     s = SETUP
     conn = load_connectome(s["connectome"], s["speed"], "max", False)
     fixed = _fixed()
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def feature_share(us_per_step: float, repeats: int, B: int = 64, T: int = 150, N: int = 76) -> str:
     """Features of a batch against simulating it: B seed-like simulations (3e6 steps, 150 TRs each)."""
-    from tvbinv_hpc.stats.bench import bench_features as stats_bench
+    from tvbinv_hpc.bench.features import bench_features as stats_bench
 
     f = stats_bench(B, T, N, repeat=repeats)
     sim_s = B * 3e6 * us_per_step * 1e-6

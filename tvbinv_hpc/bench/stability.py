@@ -18,8 +18,8 @@ SEED_FIXED = {"model.tau": 1.0, "model.I": 0.0, "model.Delta": 0.7, "model.J": 1
 
 
 def measure(n: int, length: float, scheme: str, seed: int = 3) -> dict:
-    from tvbinv_hpc.connectome import load_connectome
     from tvbinv_hpc.sim import Engine
+    from tvbinv_hpc.sim.connectome import load_connectome
 
     conn = load_connectome("connectivity_76", 3.0, "none", False)
     eng = Engine(conn, dt=0.01, length=length, fixed=SEED_FIXED, seed=seed, ms_per_unit=10.0, tavg_period=0.1,
