@@ -1,8 +1,9 @@
 """TOML run description -> validated config dict with every default filled in, plus a stable hash.
 
 The schema below is the single source for validation and for the generated config reference (README).
-Sections owned by other stages delegate to them: ``prior`` to tvbinv_hpc.prior, ``stats.features`` to
-tvbinv_hpc.stats, ``train``/``diagnose`` to tvbinv_hpc.inference.
+Each stage owns its section (tvbinv_hpc.schema.Key): ``run`` here, the simulator's in sim/defaults.py,
+``stats`` in stats/featureset.py, ``budget``/``store`` in parallel/job.py, ``observation`` in
+inference/settings.py; ``prior``, ``train``/``diagnose`` and ``stats.features`` validate themselves.
 """
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tvbinv_hpc.errors import ConfigError
+from tvbinv_hpc.inference.settings import OBSERVATION_SCHEMA
+from tvbinv_hpc.parallel.job import BUDGET_SCHEMA, STORE_SCHEMA
+from tvbinv_hpc.schema import Key
+from tvbinv_hpc.schema import config_key as _k
+from tvbinv_hpc.stats.featureset import STATS_SCHEMA
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,19 +28,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FLOAT_OR_LIST = (float, list)
-
-
-@dataclass(frozen=True)
-class Key:
-    types: tuple[type, ...]
-    default: Any
-    doc: str
-    choices: tuple[Any, ...] | None = None
-    positive: bool = False
-
-
-def _k(types: Any, default: Any, doc: str, **kw: Any) -> Key:
-    return Key(types if isinstance(types, tuple) else (types,), default, doc, **kw)
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -47,50 +39,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "progress": _k(str, "auto", "Progress display: auto (bar on a terminal, log lines otherwise), bar, log, none.",
                        choices=("auto", "bar", "log", "none")),
         "progress_interval": _k(float, 10.0, "Seconds between progress log lines.", positive=True),
-    },
-    "stats": {
-        "burn_in": _k(float, 0.0, "Milliseconds of BOLD dropped before every feature."),
-        "detrend": _k(str, "none", "Remove each region's mean ('constant') or linear trend ('linear') after the "
-                      "burn-in; observed and simulated BOLD alike.", choices=("none", "constant", "linear")),
-        "bandpass": _k(list, [], "[low, high] Hz zero-phase Butterworth band-pass (low 0: low-pass), e.g. "
-                       "[0.01, 0.1]; [] for none. Applied to observed and simulated BOLD alike."),
-        "gsr": _k(bool, False, "Global signal regression: regress the mean over regions out of every region "
-                  "(after detrend and band-pass)."),
-        "zscore": _k(bool, False, "z-score every region's series last (FC and FCD do not change; per-region "
-                     "BOLD statistics do)."),
-        "features": _k(list, None, "List of feature tables ([[stats.features]], name + parameters); "
-                       "default: tvbinv_hpc.stats.DEFAULT_FEATURES."),
-    },
-    "budget": {
-        "n_sims": _k(int, 1000, "Number of simulations (rows of the store).", positive=True),
-        "test_fraction": _k(float, 0.1, "Fraction of rows held out from training for diagnostics (the last rows)."),
-        "batch_size": _k(int, 4, "Simulations per batch taken from the shared counter (at least one lane group "
-                         "of 4 per thread); changing it never changes results.", positive=True),
-        "threads": _k((int, str), "auto", "Simulation threads per rank, each running its own lane groups; "
-                      "'auto': NUMBA_NUM_THREADS if set, else the cores this rank owns (all of them without a "
-                      "launcher; under srun --cpus-per-task; under mpiexec the CPU affinity / ranks on the "
-                      "node). Never changes results."),
-    },
-    "store": {
-        "path": _k(str, "{output}/store.h5", "HDF5 store path; '{output}' is run.output."),
-        "save_bold": _k(bool, False, "Also store every simulation's BOLD (float32, n x T x N)."),
-        "writer": _k(str, "auto", "auto (parallel HDF5 when h5py has MPI), mpio, or root (rank 0 gathers and writes).",
-                     choices=("auto", "mpio", "root")),
-    },
-    "observation": {
-        "source": _k((str, list), "synthetic", "'synthetic' (simulate observation.theta with the same engine), "
-                     "a path to empirical BOLD (.nc, .mat, .csv/.tsv/.txt, .npy), or a cohort: a list of "
-                     "paths or a glob ('data/*/bold.mat'), each diagnosed with the one trained posterior. "
-                     "Relative to the config file."),
-        "subjects": _k(list, [], "Names of a cohort's subjects, one per source file (default: the file's "
-                       "folder name when files share a name, else the file name)."),
-        "layout": _k(str, "auto", "Axis order of matrix files: 'auto' (by the region count; .nc by dimension "
-                     "names), 'time_region' or 'region_time'.", choices=("auto", "time_region", "region_time")),
-        "tr": _k(float, 0.0, "Sample period of the empirical BOLD in ms when the file does not carry it "
-                 "(.npy, .mat, text); checked against bold.tr. 0: not stated."),
-        "theta": _k(dict, {}, "Synthetic ground truth: parameter name -> value (missing parameters: prior mean)."),
-        "index": _k(int, -1, "Simulation index seeding the synthetic observation's noise (-1: n_sims + 10**6)."),
-        "variable": _k(str, "", "Variable holding the BOLD in a .nc/.mat/.npz file (empty: the only 2-D one)."),
     },
 }
 
@@ -133,8 +81,9 @@ def _sim_sections() -> dict[str, dict[str, Key]]:
 INT_LISTS = ("connectome.drop", "connectome.keep")
 POSITIVE = {"connectome.speed", "integrator.dt", "simulation.length", "simulation.ms_per_unit",
             "bold.tavg_period", "bold.tr"}
-SCHEMA = {**{k: v for k, v in SCHEMA.items() if k == "run"}, **_sim_sections(),
-          **{k: v for k, v in SCHEMA.items() if k != "run"}}
+# Each stage owns its section; the order here is the generated reference's order.
+SCHEMA = {**SCHEMA, **_sim_sections(), "stats": STATS_SCHEMA, "budget": BUDGET_SCHEMA, "store": STORE_SCHEMA,
+          "observation": OBSERVATION_SCHEMA}
 # Sections whose change alters the rows of the store; anything else may change on restart.
 STORE_SECTIONS = ("connectome", "model", "coupling", "integrator", "simulation", "bold", "stats", "prior")
 STORE_KEYS = (("run", "seed"), ("budget", "n_sims"), ("budget", "test_fraction"), ("store", "save_bold"))

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tvbinv_hpc import config as config_mod
 from tvbinv_hpc.errors import ConfigError, TvbinvError
+from tvbinv_hpc.inference.settings import OBSERVATION_SCHEMA
 from tvbinv_hpc.parallel import driver, store
 
 log = logging.getLogger("tvbinv_hpc")
@@ -38,7 +38,7 @@ class Observation:
 
 def observation_configured(cfg: dict[str, Any]) -> bool:
     """The config sets an observation of its own (an empirical file, or a chosen synthetic theta/index)."""
-    defaults = {k: key.default for k, key in config_mod.SCHEMA["observation"].items()}
+    defaults = {k: key.default for k, key in OBSERVATION_SCHEMA.items()}
     return cfg["observation"] != defaults
 
 

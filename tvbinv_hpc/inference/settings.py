@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from tvbinv_hpc.errors import ConfigError
+from tvbinv_hpc.schema import Key, config_key
 
 # Estimators sbi 0.27's posterior_nn accepts (nflows ones and zuko ones); zuko_* are maintained.
 DENSITY_ESTIMATORS = (
@@ -61,6 +62,24 @@ DIAGNOSE_DEFAULTS: dict[str, tuple[Any, str]] = {
     "max_sampling_time": (0.0, "seconds allowed per posterior sampling call (0 = no limit)"),
     "threads": (0, "torch threads on rank 0 (0 = cores of this job on the node / ranks on the node)"),
 }
+
+# The [observation] section of the config (validated by config.py; read by inference/observation.py).
+OBSERVATION_SCHEMA: dict[str, Key] = {
+    "source": config_key((str, list), "synthetic", "'synthetic' (simulate observation.theta with the same engine), "
+                        "a path to empirical BOLD (.nc, .mat, .csv/.tsv/.txt, .npy), or a cohort: a list of "
+                        "paths or a glob ('data/*/bold.mat'), each diagnosed with the one trained posterior. "
+                        "Relative to the config file."),
+    "subjects": config_key(list, [], "Names of a cohort's subjects, one per source file (default: the file's "
+                          "folder name when files share a name, else the file name)."),
+    "layout": config_key(str, "auto", "Axis order of matrix files: 'auto' (by the region count; .nc by dimension "
+                        "names), 'time_region' or 'region_time'.", choices=("auto", "time_region", "region_time")),
+    "tr": config_key(float, 0.0, "Sample period of the empirical BOLD in ms when the file does not carry it "
+                    "(.npy, .mat, text); checked against bold.tr. 0: not stated."),
+    "theta": config_key(dict, {}, "Synthetic ground truth: parameter name -> value (missing parameters: prior mean)."),
+    "index": config_key(int, -1, "Simulation index seeding the synthetic observation's noise (-1: n_sims + 10**6)."),
+    "variable": config_key(str, "", "Variable holding the BOLD in a .nc/.mat/.npz file (empty: the only 2-D one)."),
+}
+
 
 
 class TrainSettings(dict):

@@ -16,6 +16,27 @@ import numpy as np
 
 from tvbinv_hpc import provenance
 from tvbinv_hpc.parallel import store
+from tvbinv_hpc.schema import Key, config_key
+
+# The [budget] and [store] sections of the config (validated by config.py): what a Job is built from.
+BUDGET_SCHEMA: dict[str, Key] = {
+    "n_sims": config_key(int, 1000, "Number of simulations (rows of the store).", positive=True),
+    "test_fraction": config_key(float, 0.1, "Fraction of rows held out from training for diagnostics (the last rows)."),
+    "batch_size": config_key(int, 4, "Simulations per batch taken from the shared counter (at least one lane group "
+                            "of 4 per thread); changing it never changes results.", positive=True),
+    "threads": config_key((int, str), "auto", "Simulation threads per rank, each running its own lane groups; "
+                         "'auto': NUMBA_NUM_THREADS if set, else the cores this rank owns (all of them without a "
+                         "launcher; under srun --cpus-per-task; under mpiexec the CPU affinity / ranks on the "
+                         "node). Never changes results."),
+}
+
+STORE_SCHEMA: dict[str, Key] = {
+    "path": config_key(str, "{output}/store.h5", "HDF5 store path; '{output}' is run.output."),
+    "save_bold": config_key(bool, False, "Also store every simulation's BOLD (float32, n x T x N)."),
+    "writer": config_key(str, "auto", "auto (parallel HDF5 when h5py has MPI), mpio, or root (rank 0 gathers "
+                         "and writes).", choices=("auto", "mpio", "root")),
+}
+
 
 
 class Simulator(Protocol):

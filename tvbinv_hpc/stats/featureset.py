@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..schema import Key, config_key
 from .fc import as_batch
 from .features import COMMON_PARAMS, FEATURES, Batch, Feature
 from .hemispheres import Hemispheres, RegionInfo
@@ -40,6 +41,23 @@ DEFAULT_FEATURES: list[dict[str, Any]] = [
     {"name": "homotopic_fc", "hemispheres": "auto"},
     {"name": "fcd_stats", "win_len": 20, "win_sp": 1, "include_last": False, "min_lag": 20},
 ]
+
+# The [stats] section of the config (validated by config.py; burn-in, preprocessing and the feature list
+# are this module's inputs).
+STATS_SCHEMA: dict[str, Key] = {
+    "burn_in": config_key(float, 0.0, "Milliseconds of BOLD dropped before every feature."),
+    "detrend": config_key(str, "none", "Remove each region's mean ('constant') or linear trend ('linear') after the "
+                         "burn-in; observed and simulated BOLD alike.", choices=("none", "constant", "linear")),
+    "bandpass": config_key(list, [], "[low, high] Hz zero-phase Butterworth band-pass (low 0: low-pass), e.g. "
+                          "[0.01, 0.1]; [] for none. Applied to observed and simulated BOLD alike."),
+    "gsr": config_key(bool, False, "Global signal regression: regress the mean over regions out of every region "
+                     "(after detrend and band-pass)."),
+    "zscore": config_key(bool, False, "z-score every region's series last (FC and FCD do not change; per-region "
+                        "BOLD statistics do)."),
+    "features": config_key(list, None, "List of feature tables ([[stats.features]], name + parameters); "
+                          "default: tvbinv_hpc.stats.DEFAULT_FEATURES."),
+}
+
 
 
 def _params(cls: type[Feature]):
