@@ -28,8 +28,22 @@ NSIG = "integrator.noise.nsig"
 
 
 def as_fixed(key: str, value, n: int) -> np.ndarray:
-    """A fixed (engine-wide) value as (N,) float64, or (2, N) for nsig; ValueError on a bad shape."""
-    a = np.asarray(value, dtype=np.float64)
+    """A fixed (engine-wide) value as (N,) float64, or (2, N) for nsig; ValueError on a bad shape or value.
+
+    Checked here, once, when the engine is built; :func:`resolve` checks only the per-simulation values."""
+    out = _fixed_shape(key, np.asarray(value, dtype=np.float64), n)
+    _check_domain(key, out)
+    return out
+
+
+def _check_domain(key: str, a: np.ndarray) -> None:
+    if key == NSIG and np.any(a < 0):
+        raise ValueError("must be >= 0")
+    if key == "model.tau" and np.any(a == 0):
+        raise ValueError("must be non-zero")
+
+
+def _fixed_shape(key: str, a: np.ndarray, n: int) -> np.ndarray:
     if key == NSIG:
         if a.size == 1:
             return np.full((2, n), float(a.reshape(-1)[0]))
@@ -77,10 +91,11 @@ def resolve(fixed: Mapping[str, np.ndarray], values: Mapping[str, np.ndarray], n
         if np.any(np.isnan(a)):
             raise ValueError(f"{key}: NaN values")
         out[key] = a
-    if np.any(out[NSIG] < 0):
-        raise ValueError(f"{NSIG} must be >= 0")
-    if np.any(out["model.tau"] == 0):
-        raise ValueError("model.tau must be non-zero")
+    for key in values:      # the fixed values were checked once, in as_fixed
+        try:
+            _check_domain(key, out[key])
+        except ValueError as exc:
+            raise ValueError(f"{key} {exc}") from None
     return out
 
 

@@ -39,10 +39,6 @@ def engine_from_config(cls, cfg: Mapping[str, Any], seed: int):
             raise ConfigError(cfg_key, f"must be a number or a list of numbers, got {value!r}") from None
         if not np.all(np.isfinite(arr)):
             raise ConfigError(cfg_key, "must be finite")
-    if np.any(np.asarray(fixed[params.NSIG], dtype=float) < 0):
-        raise ConfigError("integrator.nsig", "must be >= 0")
-    if np.any(np.asarray(fixed["model.tau"], dtype=float) == 0):
-        raise ConfigError("model.tau", "must be non-zero")
     history = None
     ih = sim["initial_history"]
     if ih != "random":
