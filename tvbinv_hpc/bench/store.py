@@ -101,15 +101,14 @@ def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> di
     """Run ``simulate`` under mpiexec, time ``status`` while it writes, stop it with SIGUSR1."""
     from tvbinv_hpc.cli.inspect import status_text
     from tvbinv_hpc.cli.launch import mpiexec_command
+    from tvbinv_hpc.parallel import store
+
+    def pending() -> np.ndarray:
+        return store.read_columns(store_path)[0] == 0
 
     cmd = mpiexec_command(ranks) + [sys.executable, "-m", "tvbinv_hpc", "simulate", str(cfg)]
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_clean_env())
-    from tvbinv_hpc.parallel import store
-
-    def done() -> int:
-        return int(np.count_nonzero(store.read_columns(store_path)[0]))
-
-    while job.poll() is None and done() == 0:  # start-up and JIT: the ranks install their handlers first
+    while job.poll() is None and pending().all():  # start-up and JIT: the ranks install their handlers first
         time.sleep(1.0)
     t0 = time.monotonic()
     status_live = None
@@ -117,15 +116,12 @@ def _simulate_for(cfg: Path, store_path: Path, ranks: int, seconds: float) -> di
         time.sleep(1.0)
         if status_live is None and time.monotonic() - t0 > seconds / 2:
             status_live = _timed(lambda: status_text(store_path))[0]
-    def pending() -> int:
-        return int(np.count_nonzero(store.read_columns(store_path)[0] == 0))
-
     # A job that has written every row is ending on its own: a SIGUSR1 now would reach an mpiexec that is
     # tearing down (no handler any more) and kill it, which says nothing about the store.
-    if job.poll() is None and pending():
+    if job.poll() is None and pending().any():
         job.send_signal(signal.SIGUSR1)  # Open MPI's mpiexec forwards it to every rank
     _, err = job.communicate(timeout=600)
-    if job.returncode == -signal.SIGUSR1 and not pending():
+    if job.returncode == -signal.SIGUSR1 and not pending().any():
         job.returncode = 0   # the signal raced the job's own end: every row was written before it
     if job.returncode not in (0, 75):
         raise SystemExit(f"bench --store: simulate failed ({job.returncode}):\n{err[-3000:]}")

@@ -344,13 +344,12 @@ class FcContrast(Feature):
         i, j = np.triu_indices(n, 1)
         both = (side[i] >= 0) & (side[j] >= 0)
         within, between = both & (side[i] == side[j]), both & (side[i] != side[j])
-        # numerators: homotopic mean above the FC mean; within- above between-hemisphere mean
-        cols = {"homotopic_z": lambda: _per_sim(c[:, h.left, h.right], "mean") - mu,
-                "hemisphere_z": lambda: c[:, i[within], j[within]].mean(axis=1)
-                - c[:, i[between], j[between]].mean(axis=1),
-                "spread": lambda: sd * sd / (1.0 - mu)}
+        cols = {"homotopic_z": lambda: (_per_sim(c[:, h.left, h.right], "mean") - mu) / sd,
+                "hemisphere_z": lambda: (c[:, i[within], j[within]].mean(axis=1)
+                                         - c[:, i[between], j[between]].mean(axis=1)) / sd,
+                "spread": lambda: sd / (1.0 - mu)}
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.stack([cols[s]() / sd for s in self.values["stats"]], axis=1)
+            return np.stack([cols[s]() for s in self.values["stats"]], axis=1)
 
 
 class BoldRegionStats(Feature):
