@@ -86,10 +86,11 @@ def test_a_real_subject_end_to_end(run_mpi, tmp_path):
     # 0.45 for NAP_001 (0.283 / 0.342 when the example regressed the global signal out).
     assert abs(b["r_fc_sc"] - 0.251) < 0.01 and abs(b["r_fc_logsc"] - 0.446) < 0.01
     assert summary["ppc"]["fc_corr"] is not None and "fcd" in summary["ppc"]
+    assert summary["ppc"]["fc_corr_n_draws"] == 2 and summary["ppc"]["fc_corr_draw_median"] is not None
     assert "diverged" in json.dumps(summary["simulations"])
     report = (diag / "report.md").read_text()
     for section in ("## Prior predictive check", "## Posterior predictive check", "r(FC, log(1 + SC))",
-                    "FCD agreement"):
+                    "FCD agreement", "single draws: r median"):
         assert section in report, section
     assert "connectome: 80 regions of 94" in res.stderr and "from connectome.hemispheres = 'interleaved'" \
         in res.stderr and "linear detrend" in res.stderr

@@ -207,3 +207,24 @@ def test_bad_observation_is_refused(trained, problem, tmp_path):
         diagnose(trained, x_obs=np.array([0.1, np.nan, 0.2, 0.0]), **kw)
     with pytest.raises(InputError, match="3 features, the posterior was trained on 4"):
         diagnose(trained, x_obs=np.zeros(3), **kw)
+
+
+def test_fc_compare_of_draws_gives_the_mean_fc_and_each_draw():
+    from tvbinv_hpc.inference.diagnostics import fc_compare
+
+    rng = np.random.default_rng(3)
+    n = 12
+    iu = np.triu_indices(n, 1)
+    obs = rng.normal(size=(n, n))
+    obs = (obs + obs.T) / 2
+    draws = np.stack([obs + rng.normal(scale=1.5, size=(n, n)) for _ in range(4)])
+    draws = np.concatenate([draws, np.full((1, n, n), np.nan)])      # a draw without FC is skipped
+    out = fc_compare(obs, draws)
+    mean = np.nanmean(draws, axis=0)
+    assert out["fc_corr"] == pytest.approx(np.corrcoef(obs[iu], mean[iu])[0, 1])
+    singles = [np.corrcoef(obs[iu], d[iu])[0, 1] for d in draws[:4]]
+    assert out["fc_corr_n_draws"] == 4
+    assert out["fc_corr_draw_median"] == pytest.approx(np.median(singles))
+    assert (out["fc_corr_draw_min"], out["fc_corr_draw_max"]) == pytest.approx((min(singles), max(singles)))
+    assert out["fc_corr"] > out["fc_corr_draw_max"]          # averaging 4 draws removes their own noise
+    assert "fc_corr_draw_median" not in fc_compare(obs, mean)

@@ -62,6 +62,7 @@ def test_cohort_of_three_in_one_run(run_mpi, small_config, tmp_path):
     assert list(cohort["subject"].values) == ["sub-01", "sub-02", "sub-03"]
     assert cohort["post_mean"].shape == (3, 2) and list(cohort["param"].values) == ["coupling.a", "model.eta"]
     assert np.isfinite(cohort["ppc_fc_corr"].values).all() and np.isfinite(cohort["r_fc_sc"].values).all()
+    assert np.isfinite(cohort["ppc_fc_corr_draw_median"].values).all()
     verdicts = list(cohort["prior_check"].values)
     assert verdicts[2] != "inside", verdicts            # the all-synchronous subject is out of reach
     summary = json.loads((diag / "summary.json").read_text())

@@ -39,9 +39,9 @@ def _mpi_start(args: argparse.Namespace) -> Any:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    c = _mpi_start(args)
     from tvbinv_hpc.cli.info import report
 
-    c = _mpi_start(args)
     text = report(c)
     if c.Get_rank() == 0:
         print(text)
@@ -58,9 +58,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _phase(name: str) -> Any:
     def run(args: argparse.Namespace) -> int:
+        # Threads first: numba reads NUMBA_NUM_THREADS when it is imported (pipeline imports it), and a later
+        # compile that finds another value in the environment fails once its thread pool runs (a cold
+        # cache made the first FCD compile of a cohort's diagnose abort the job after every simulation).
+        _mpi_start(args)
         from tvbinv_hpc import pipeline
 
-        _mpi_start(args)
         return getattr(pipeline, name)(args)
 
     return run

@@ -167,14 +167,27 @@ def ppc_compare(x_obs: np.ndarray, x_ppc: np.ndarray) -> dict:
 
 
 def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
-    """Pearson r and RMSE between the upper triangles of observed and predicted FC."""
+    """Pearson r and RMSE between the upper triangles of observed and predicted FC.
+
+    ``fc_pred``: the predicted FC (N, N), or one FC per predictive draw (K, N, N); then r and RMSE are those
+    of the draws' mean FC, and ``fc_corr_draw_median/min/max`` give r of the single draws, which is what one
+    simulation of the data's length reaches (the mean of K draws averages the draws' sampling noise out)."""
     fc_obs, fc_pred = np.asarray(fc_obs, dtype=np.float64), np.asarray(fc_pred, dtype=np.float64)
+    draws = fc_pred if fc_pred.ndim == 3 else None
+    mean = np.nanmean(draws, axis=0) if draws is not None and len(draws) else fc_pred
     iu = np.triu_indices_from(fc_obs, k=1)
-    a, b = fc_obs[iu], fc_pred[iu]
+    a, b = fc_obs[iu], mean[iu]
     ok = np.isfinite(a) & np.isfinite(b)
-    r = float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")
+    r = _corr(a, b)
     rmse = float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.any() else float("nan")
-    return {"fc_corr": r, "fc_rmse": rmse}
+    out = {"fc_corr": r, "fc_rmse": rmse}
+    if draws is not None:
+        rs = np.array([_corr(a, d[iu]) for d in draws])
+        rs = rs[np.isfinite(rs)]
+        if rs.size:
+            out.update(fc_corr_draw_median=float(np.median(rs)), fc_corr_draw_min=float(rs.min()),
+                       fc_corr_draw_max=float(rs.max()), fc_corr_n_draws=int(rs.size))
+    return out
 
 
 def _corr(u: np.ndarray, v: np.ndarray) -> float:

@@ -217,6 +217,6 @@ def fcd_values(s: Any, bold: np.ndarray) -> list[np.ndarray] | None:
     return [v[np.isfinite(v)] for v in vals]
 
 
-def predicted_fc(s: Any, bold: np.ndarray) -> np.ndarray:
-    """Mean FC of simulated BOLD (B, T, N), prepared as the observation is."""
-    return _fc(s, bold).mean(axis=0)
+def draws_fc(s: Any, bold: np.ndarray) -> np.ndarray:
+    """The FC (B, N, N) of each simulated BOLD (B, T, N), prepared as the observation is."""
+    return _fc(s, bold)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tvbinv_hpc import config as config_mod
-from tvbinv_hpc.inference.observation import fcd_values, predicted_fc
+from tvbinv_hpc.inference.observation import draws_fc, fcd_values
 from tvbinv_hpc.parallel import driver, job, mpi, store
 from tvbinv_hpc.parallel.job import Job
 
@@ -21,8 +21,8 @@ PPC_OFFSET = 1 << 40  # simulation indices of predictive draws never collide wit
 
 def ppc_service(s: Job) -> dict[str, Any]:
     """The services of the diagnose phase: ``ppc(theta, subject)`` simulates the rows ``theta`` on every rank
-    (collective) and returns on rank 0 their features, and the FC and FCD of their BOLD (None where no row
-    is ok); the other ranks get empty values."""
+    (collective) and returns on rank 0 their features, and the FC (one per valid draw) and FCD of their BOLD
+    (None where no row is ok); the other ranks get empty values."""
 
     def ppc(theta: np.ndarray, subject: str = "") -> tuple[np.ndarray, np.ndarray | None, Any]:
         path = s.output / (f"ppc_{subject}.h5" if subject else "ppc.h5")
@@ -42,7 +42,7 @@ def ppc_service(s: Job) -> dict[str, Any]:
         x, status, bold = store.read_predictive(path)
         if not len(bold):
             return x, None, None
-        return x, predicted_fc(s, bold), fcd_values(s, bold)
+        return x, draws_fc(s, bold), fcd_values(s, bold)
 
     return {"ppc": ppc}
 

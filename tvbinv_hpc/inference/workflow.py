@@ -31,7 +31,8 @@ from tvbinv_hpc.inference.report import build_summary, write_report
 from tvbinv_hpc.inference.settings import validate_diagnose
 from tvbinv_hpc.inference.train import TrainedPosterior, resolve_threads
 
-# theta (K, d) -> x_ppc (K, k), or (x_ppc, fc_mean (N, N) | None[, fcd values: one 1-D array per valid draw])
+# theta (K, d) -> x_ppc (K, k), or (x_ppc, FC | None[, fcd values: one 1-D array per valid draw]); FC: the mean
+# FC (N, N) or one per valid draw (K', N, N), which adds the single draws' r to the comparison
 PpcSimulate = Callable[[np.ndarray], Any]
 
 
@@ -46,10 +47,13 @@ def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc
              fcd_obs: np.ndarray | None = None) -> dict:
     log(f"diagnose: posterior predictive check, simulating {len(theta)} posterior draws")
     out = ppc_simulate(theta)
-    x_ppc, fc_mean, fcd_ppc = (tuple(out) + (None, None))[:3] if isinstance(out, tuple) else (out, None, None)
+    x_ppc, fc_out, fcd_ppc = (tuple(out) + (None, None))[:3] if isinstance(out, tuple) else (out, None, None)
     x_ppc = _as_2d("ppc_simulate's x", x_ppc, x_obs.size)
     if len(x_ppc) != len(theta):
         raise InputError(f"ppc_simulate returned {len(x_ppc)} rows for {len(theta)} parameter sets")
+    fc_pred = fc_mean = None if fc_out is None else np.asarray(fc_out, dtype=np.float64)
+    if fc_pred is not None and fc_pred.ndim == 3:      # one FC per draw: compare their mean and each
+        fc_mean = fc_pred.mean(axis=0) if len(fc_pred) else None
     ppc = {"theta": theta, "x": x_ppc, "compare": ppc_compare(x_obs, x_ppc),
            "fc_mean": None if fc_mean is None else np.asarray(fc_mean, dtype=np.float64),
            "fc_obs": None if fc_obs is None else np.asarray(fc_obs, dtype=np.float64)}
@@ -57,7 +61,7 @@ def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc
         if ppc["fc_mean"].shape != ppc["fc_obs"].shape:
             raise InputError(f"predicted FC {ppc['fc_mean'].shape} and observed FC "
                              f"{ppc['fc_obs'].shape} differ")
-        ppc["fc_stats"] = fc_compare(ppc["fc_obs"], ppc["fc_mean"])
+        ppc["fc_stats"] = fc_compare(ppc["fc_obs"], fc_pred)
     if fcd_obs is not None and fcd_ppc:
         ppc["fcd_stats"] = fcd_agreement(fcd_obs, list(fcd_ppc))
     log(f"diagnose: {ppc['compare']['n_diverged']} of {len(theta)} predictive simulations diverged")
