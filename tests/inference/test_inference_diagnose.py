@@ -228,3 +228,18 @@ def test_fc_compare_of_draws_gives_the_mean_fc_and_each_draw():
     assert (out["fc_corr_draw_min"], out["fc_corr_draw_max"]) == pytest.approx((min(singles), max(singles)))
     assert out["fc_corr"] > out["fc_corr_draw_max"]          # averaging 4 draws removes their own noise
     assert "fc_corr_draw_median" not in fc_compare(obs, mean)
+
+
+def test_fc_plot_shows_the_median_draw(tmp_path):
+    from tvbinv_hpc.inference import plots
+    from tvbinv_hpc.inference.diagnostics import fc_compare
+
+    rng = np.random.default_rng(1)
+    obs = np.corrcoef(rng.normal(size=(6, 40)))
+    draws = np.stack([np.corrcoef(rng.normal(size=(6, 40))) for _ in range(3)])
+    st = fc_compare(obs, draws)
+    iu = np.triu_indices(6, 1)
+    rs = [np.corrcoef(obs[iu], d[iu])[0, 1] for d in draws]
+    assert rs[st["fc_median_draw"]] == pytest.approx(np.median(rs))
+    out = plots.fc_matrices(tmp_path / "fc.png", obs, draws.mean(0), draws[st["fc_median_draw"]], "one draw")
+    assert out.is_file() and out.stat().st_size > 0

@@ -183,10 +183,13 @@ def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
     out = {"fc_corr": r, "fc_rmse": rmse}
     if draws is not None:
         rs = np.array([_corr(a, d[iu]) for d in draws])
-        rs = rs[np.isfinite(rs)]
-        if rs.size:
-            out.update(fc_corr_draw_median=float(np.median(rs)), fc_corr_draw_min=float(rs.min()),
-                       fc_corr_draw_max=float(rs.max()), fc_corr_n_draws=int(rs.size))
+        ok_draws = np.flatnonzero(np.isfinite(rs))
+        if ok_draws.size:
+            good = rs[ok_draws]
+            out.update(fc_corr_draw_median=float(np.median(good)), fc_corr_draw_min=float(good.min()),
+                       fc_corr_draw_max=float(good.max()), fc_corr_n_draws=int(good.size),
+                       # the draw whose r is the median (the lower middle one for an even count): plotted
+                       fc_median_draw=int(ok_draws[np.argsort(good)[(good.size - 1) // 2]]))
     return out
 
 

@@ -164,18 +164,26 @@ def ppc_features(path: Path, x_ppc: np.ndarray, x_obs: np.ndarray, names: list[s
     return _save(fig, path)
 
 
-def fc_matrices(path: Path, fc_obs: np.ndarray, fc_pred: np.ndarray) -> Path:
-    """Observed FC, mean predicted FC, and their upper triangles against each other."""
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    for ax, m, title in ((axes[0], fc_obs, "observed FC"), (axes[1], fc_pred, "predicted FC (mean)")):
+def fc_matrices(path: Path, fc_obs: np.ndarray, fc_pred: np.ndarray, fc_draw: np.ndarray | None = None,
+                draw_title: str = "one draw") -> Path:
+    """Observed FC, mean predicted FC (and one predictive draw's FC: what a single simulation of the data's
+    length looks like), and the upper triangles against the observed one."""
+    mats = [(fc_obs, "observed FC"), (fc_pred, "predicted FC (mean of draws)")]
+    mats += [] if fc_draw is None else [(fc_draw, draw_title)]
+    fig, axes = plt.subplots(1, len(mats) + 1, figsize=(4 * (len(mats) + 1), 4))
+    for ax, (m, title) in zip(axes, mats):
         im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046)
     iu = np.triu_indices_from(fc_obs, k=1)
-    axes[2].scatter(fc_obs[iu], fc_pred[iu], s=4, alpha=0.5)
-    axes[2].plot([-1, 1], [-1, 1], "k--", lw=1)
-    axes[2].set_xlabel("observed")
-    axes[2].set_ylabel("predicted")
+    if fc_draw is not None:
+        axes[-1].scatter(fc_obs[iu], fc_draw[iu], s=3, alpha=0.3, color="C1", label="one draw")
+    axes[-1].scatter(fc_obs[iu], fc_pred[iu], s=4, alpha=0.5, color="C0", label="mean of draws")
+    axes[-1].plot([-1, 1], [-1, 1], "k--", lw=1)
+    axes[-1].set_xlabel("observed")
+    axes[-1].set_ylabel("predicted")
+    if fc_draw is not None:
+        axes[-1].legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
 

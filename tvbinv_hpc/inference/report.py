@@ -275,7 +275,7 @@ def write_report(path: str | Path, summary: dict, title: str = "") -> None:
                          f"RMSE = {_fmt(ppc.get('fc_rmse'))} (the mean FC of the draws)"
                          + (f"; single draws: r median {_fmt(ppc['fc_corr_draw_median'])}, range "
                             f"{_fmt(ppc['fc_corr_draw_min'])} to {_fmt(ppc['fc_corr_draw_max'])} "
-                            f"({ppc['fc_corr_n_draws']} draws)." if "fc_corr_draw_median" in ppc else "."))
+                            f"({int(ppc['fc_corr_n_draws'])} draws)." if "fc_corr_draw_median" in ppc else "."))
         missed = ", ".join(ppc["features_abs_z_gt_3"]) or "none"
         lines.append(f"Features off by > 3 predictive std: {missed}.")
         if ppc.get("fcd"):

@@ -62,6 +62,8 @@ def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc
             raise InputError(f"predicted FC {ppc['fc_mean'].shape} and observed FC "
                              f"{ppc['fc_obs'].shape} differ")
         ppc["fc_stats"] = fc_compare(ppc["fc_obs"], fc_pred)
+        if "fc_median_draw" in ppc["fc_stats"]:
+            ppc["fc_draw"] = fc_pred[ppc["fc_stats"]["fc_median_draw"]]
     if fcd_obs is not None and fcd_ppc:
         ppc["fcd_stats"] = fcd_agreement(fcd_obs, list(fcd_ppc))
     log(f"diagnose: {ppc['compare']['n_diverged']} of {len(theta)} predictive simulations diverged")
@@ -115,8 +117,11 @@ def _plots(outdir: Path, result: dict) -> list[Path]:
         if region_feats:
             files.append(plots.ppc_regions(outdir / "ppc_regions.png", ppc["x"], result["x_obs"], region_feats))
         if ppc.get("fc_stats"):
+            st = ppc["fc_stats"]
+            draw_title = (f"one draw (median r = {st['fc_corr_draw_median']:.2f} of {st['fc_corr_n_draws']})"
+                          if "fc_draw" in ppc else "")
             files.append(plots.fc_matrices(outdir / "fc_observed_vs_predicted.png",
-                                           ppc["fc_obs"], ppc["fc_mean"]))
+                                           ppc["fc_obs"], ppc["fc_mean"], ppc.get("fc_draw"), draw_title))
     tr = result["training"] or {}
     if tr.get("validation_loss"):
         files.append(plots.losses(outdir / "training_loss.png", tr["training_loss"], tr["validation_loss"]))
