@@ -166,6 +166,14 @@ def ppc_compare(x_obs: np.ndarray, x_ppc: np.ndarray) -> dict:
     return out
 
 
+def mean_fc(draws: np.ndarray) -> np.ndarray:
+    """The mean (N, N) of the draws' FC (K, N, N), over the draws where an entry is finite (a region whose
+    BOLD is constant in one draw leaves NaN in that draw's FC only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # an entry NaN in every draw stays NaN
+        return np.nanmean(np.asarray(draws, dtype=np.float64), axis=0)
+
+
 def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
     """Pearson r and RMSE between the upper triangles of observed and predicted FC.
 
@@ -174,7 +182,7 @@ def fc_compare(fc_obs: np.ndarray, fc_pred: np.ndarray) -> dict:
     simulation of the data's length reaches (the mean of K draws averages the draws' sampling noise out)."""
     fc_obs, fc_pred = np.asarray(fc_obs, dtype=np.float64), np.asarray(fc_pred, dtype=np.float64)
     draws = fc_pred if fc_pred.ndim == 3 else None
-    mean = np.nanmean(draws, axis=0) if draws is not None and len(draws) else fc_pred
+    mean = mean_fc(draws) if draws is not None else fc_pred
     iu = np.triu_indices_from(fc_obs, k=1)
     a, b = fc_obs[iu], mean[iu]
     ok = np.isfinite(a) & np.isfinite(b)

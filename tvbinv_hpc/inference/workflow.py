@@ -19,6 +19,7 @@ from tvbinv_hpc.inference import vectors
 from tvbinv_hpc.inference.diagnostics import (
     fc_compare,
     fcd_agreement,
+    mean_fc,
     ppc_compare,
     sc_baselines,
     summarize_samples,
@@ -53,7 +54,7 @@ def _run_ppc(ppc_simulate: PpcSimulate, theta: np.ndarray, x_obs: np.ndarray, fc
         raise InputError(f"ppc_simulate returned {len(x_ppc)} rows for {len(theta)} parameter sets")
     fc_pred = fc_mean = None if fc_out is None else np.asarray(fc_out, dtype=np.float64)
     if fc_pred is not None and fc_pred.ndim == 3:      # one FC per draw: compare their mean and each
-        fc_mean = fc_pred.mean(axis=0) if len(fc_pred) else None
+        fc_mean = mean_fc(fc_pred) if len(fc_pred) else None
     ppc = {"theta": theta, "x": x_ppc, "compare": ppc_compare(x_obs, x_ppc),
            "fc_mean": None if fc_mean is None else np.asarray(fc_mean, dtype=np.float64),
            "fc_obs": None if fc_obs is None else np.asarray(fc_obs, dtype=np.float64)}
