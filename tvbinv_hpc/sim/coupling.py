@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from tvbinv_hpc.sim.vmath import wide_vectors
+
 
 @dataclass
 class Topology:
@@ -118,6 +120,7 @@ def add_level(hist, v, lvl_ptr, lvl, src, w, d, q, R, kl, k, acc, acct, lanes_t)
     level has d >= kl, so each window is already in the ring.  Within a target the sum keeps the edge order,
     ((0 + w0 h0) + w1 h1) + ..., eight (then four) edges per pass: more windows in flight (the loads stall
     on L2/L3) and one pass over the accumulator."""
+    wide_vectors()
     nb_ = len(lanes_t)           # compile-time: the transposition below unrolls
     kbb = kl * nb_
     a_ = acc[:kbb]
@@ -177,6 +180,7 @@ def _pos(q, d, R, nb_):
 def add_local(hist, loc_ptr, loc_src, loc_w, nv, nb_, pcur, loc, acct, k):
     """Zero-delay edges between different regions, from the current state (flat offset pcur), added to
     acct[:, k] after the delayed input: (delayed + local) + self, the order of the sum."""
+    wide_vectors()
     n = loc_ptr.size - 1
     nflat = n * nb_
     for v in range(nv):

@@ -22,6 +22,7 @@ import numpy as np
 
 from tvbinv_hpc.sim.bold import balloon_steady, balloon_step2, bold_signal
 from tvbinv_hpc.sim.rng import fill_random_history
+from tvbinv_hpc.sim.vmath import wide_vectors
 
 L_SIM, L_T0, L_FREE, L_NW = 0, 1, 2, 3
 N_LANE_FIELDS = 4
@@ -153,6 +154,7 @@ def sample_lanes(s, istep, tsum, tmean, lane, ls, bad, rec_tavg, balloon, btmp, 
     sample j = (s - t0) / istep - 1, the Balloon step it drives, its BOLD sample when one is due, and the
     lanes that stopped being finite (bad).  The Balloon step runs on every lane (one vector loop); a lane
     before its Balloon start (j <= hemo_j0) is then put back to rest, or to its steady start at hemo_j0."""
+    wide_vectors()
     nflat = tsum.shape[1]
     nb_ = ls.shape[1]
     n_nonfinite = 0
@@ -192,6 +194,7 @@ def sample_lanes(s, istep, tsum, tmean, lane, ls, bad, rec_tavg, balloon, btmp, 
 def _balloon_start(j, b, nb_, balloon, tmean, wsum, hemo_j0, warm_n):
     """Lane b at sample j <= hemo_j0: the Balloon has not started. Its state is the resting one, except at
     j = hemo_j0 with a warm-up window (warm_n > 0): the steady state of the window's mean r."""
+    wide_vectors()
     nflat = wsum.size
     if j > hemo_j0 - warm_n:
         for f in range(b, nflat, nb_):

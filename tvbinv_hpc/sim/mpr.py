@@ -19,7 +19,7 @@ import llvmlite.binding as llb
 import numba as nb
 import numpy as np
 
-from tvbinv_hpc.sim.adaptive import H_MAX, redo_stiff, stiff
+from tvbinv_hpc.sim.adaptive import H_MAX, redo_stiff
 from tvbinv_hpc.sim.coupling import Topology, add_level, add_local, make_topology, pairwise_sum, tvb_order_step
 from tvbinv_hpc.sim.lanes import (
     L_FREE,
@@ -50,6 +50,7 @@ from tvbinv_hpc.sim.params import (
     P_SIG_V,
 )
 from tvbinv_hpc.sim.rng import box_muller32, halves, hash2
+from tvbinv_hpc.sim.vmath import wide_vectors
 
 # Numba cannot mark array arguments noalias, so LLVM vectorises a loop only behind runtime overlap checks,
 # and gives up beyond 8 of them (the Heun loop needs ~40).  Raising the limit roughly halves its cost.
@@ -85,6 +86,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     hemo_j0 - warm_n + 1 .. hemo_j0 (warm_n = 0: the resting state at sample 0, TVB's BalloonModel).
     exact: the Heun step rounds every operation as TVB does (no fused multiply-adds; validation).
     """
+    wide_vectors()
     n = lvl_ptr.shape[1] - 1
     nb_ = len(lanes_t)          # a tuple's length is a compile-time constant: the lane loops unroll
     nflat = n * nb_
@@ -159,6 +161,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
 def _delayed_input(hist, lvl_k, lvl_ptr, far_src, far_w, far_d, nv, q, R, k, kb, acc, acct, lanes_t):
     """At step k of a block of kb steps: every level whose window starts here sums its edges' input to the
     next min(window, kb - k) steps into acct; the first step of a block clears acct first."""
+    wide_vectors()
     n = lvl_ptr.shape[1] - 1
     if k == 0:
         acct[:, :kb] = 0
@@ -174,6 +177,7 @@ def _delayed_input(hist, lvl_k, lvl_ptr, far_src, far_w, far_d, nv, q, R, k, kb,
 def _normals(base, nctr, k1, k2, zw, z):
     """The step's two normals per node and lane from (step, node, lane keys); apart from the Heun loop, and
     in two loops: the 64-bit hash runs at 8 SIMD lanes, Box-Muller on its 32-bit halves at 16."""
+    wide_vectors()
     for f in range(z.shape[1]):
         zw[0, f], zw[1, f] = halves(hash2(base + nctr[f], k1[f], k2[f]))
     for f in range(z.shape[1]):
@@ -183,6 +187,7 @@ def _normals(base, nctr, k1, k2, zw, z):
 def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
     """TVB's stochastic Heun step of every node and lane from x into xn, with the delayed input acct[:, k].
     h_max > 0 (adaptive scheme): returns how many nodes are stiff (see adaptive.stiff), else 0."""
+    wide_vectors()
     hdt = selfw.dtype.type
     n_stiff = 0
     for f in range(x.shape[1]):
@@ -213,9 +218,13 @@ def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
         vn = V + (d0v + d1v) * dt / 2.0 + nv_
         xn[0, f] = rn
         xn[1, f] = vn
-        if h_max > 0.0:                   # in this loop: the state is in registers
-            n_stiff += stiff(par, f, dt, h_max, r, V, rn, vn)
-    return n_stiff
+        # adaptive.stiff as a count, here (the state is in registers) and in plain arithmetic: a branch, or
+        # the call itself, keeps this loop scalar (2x slower).  > 0 exactly where stiff() is true: an end
+        # above h_max or a non-finite end (a non-finite start gives one).
+        a_ = par[P_RATE, f] * dt * max(abs(V), par[P_PITAU, f] * r)
+        b_ = par[P_RATE, f] * dt * max(abs(vn), par[P_PITAU, f] * rn)
+        n_stiff += np.int64(a_ > h_max) + np.int64(b_ > h_max) + np.int64(not np.isfinite(rn + vn))
+    return n_stiff if h_max > 0.0 else 0
 
 
 def _variant(fn, name: str, **flags):
@@ -238,6 +247,7 @@ _heun_exact = _variant(_heun_step, "_heun_exact")
 def _store(x, xh, tsum, hist, q, R, K, nv, lanes_t):
     """Add the new state to the temporal-average sums and write it into ring slot q (and its mirror) in
     the history precision; unsigned indices: no wraparound selects, which LLVM turns into slow scatters."""
+    wide_vectors()
     hdt = hist.dtype.type
     for f in range(x.shape[1]):     # apart from the Heun loop: fewer arrays there for LLVM to check
         tsum[0, f] += x[0, f]
