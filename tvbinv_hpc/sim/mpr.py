@@ -96,7 +96,6 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
     acct = np.zeros((nv, K, nflat), dtype=hist.dtype)  # the block's delayed input, step-major
     loc = np.zeros((2, nflat), dtype=hist.dtype)
     z = np.zeros((2, nflat), dtype=np.float32)         # the step's normals (stay 0 without noise)
-    xh = np.zeros((2, nflat), dtype=hist.dtype)        # the new state in the history precision
     zw = np.zeros((2, nflat), dtype=np.uint32)         # the step's random words, as 32-bit halves
     prod = np.zeros(n + 1, dtype=hist.dtype)
     zero = hist.dtype.type(0.0)
@@ -140,7 +139,7 @@ def run_lanes(lvl_k, lvl_ptr, far_src, far_w, far_d, loc_ptr, loc_src, loc_w, se
             if n_stiff > 0:
                 redo_stiff(xn, x, par, acct, selfw, z, k, nv, dt, h_max, hbuf, lane, nsub)
             x, xn = xn, x
-            _store(x, xh, tsum, hist, s % R, R, K, nv, lanes_t)
+            _store(x, tsum, hist, s % R, R, K, nv, lanes_t)
             record_raw(s, x, lane, ls, rec_raw)
             freed = False
             if s % istep == 0:
@@ -244,7 +243,7 @@ _heun_exact = _variant(_heun_step, "_heun_exact")
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _store(x, xh, tsum, hist, q, R, K, nv, lanes_t):
+def _store(x, tsum, hist, q, R, K, nv, lanes_t):
     """Add the new state to the temporal-average sums and write it into ring slot q (and its mirror) in
     the history precision; unsigned indices: no wraparound selects, which LLVM turns into slow scatters."""
     wide_vectors()
@@ -252,16 +251,15 @@ def _store(x, xh, tsum, hist, q, R, K, nv, lanes_t):
     for f in range(x.shape[1]):     # apart from the Heun loop: fewer arrays there for LLVM to check
         tsum[0, f] += x[0, f]
         tsum[1, f] += x[1, f]
-        xh[0, f] = hdt(x[0, f])
-        xh[1, f] = hdt(x[1, f])
     nb_u = np.uint64(len(lanes_t))
     pq = np.uint64(q) * nb_u
     pm = np.uint64(q + R) * nb_u
+    mirror = q < K
     for v in range(nv):
         for i in range(hist.shape[1]):
             iu = np.uint64(i)
             for b in range(nb_u):
-                hist[v, iu, pq + b] = xh[v, iu * nb_u + b]
-            if q < K:
+                hist[v, iu, pq + b] = hdt(x[v, iu * nb_u + b])
+            if mirror:
                 for b in range(nb_u):
-                    hist[v, iu, pm + b] = xh[v, iu * nb_u + b]
+                    hist[v, iu, pm + b] = hdt(x[v, iu * nb_u + b])
