@@ -6,8 +6,9 @@ from typing import Any
 
 # The engine's numerics: bumped whenever the same config gives other bits, so that a restart never mixes rows
 # of two versions (part of every store's identity).  2: delayed edges summed in levels by delay, fused
-# multiply-adds in the Heun step, the Balloon model and the coupling sums.
-NUMERICS = 2
+# multiply-adds in the Heun step, the Balloon model and the coupling sums.  3: the fast Heun step with its
+# per-simulation constants folded (params.P_F_*), fused multiply-adds in Box-Muller.
+NUMERICS = 3
 
 DEFAULTS: dict[str, dict[str, tuple[Any, str]]] = {
     "connectome": {

@@ -13,8 +13,6 @@ outputs) and holds no GIL: chunks of a call run on worker threads.
 """
 from __future__ import annotations
 
-import types
-
 import llvmlite.binding as llb
 import numba as nb
 import numpy as np
@@ -40,6 +38,13 @@ from tvbinv_hpc.sim.params import (
     P_CV,
     P_DELTA_PT,
     P_ETA,
+    P_F_0,
+    P_F_2T,
+    P_F_AR,
+    P_F_AV,
+    P_F_DR,
+    P_F_J,
+    P_F_PP,
     P_I,
     P_INV_TAU,
     P_JTAU,
@@ -172,10 +177,11 @@ def _delayed_input(hist, lvl_k, lvl_ptr, far_src, far_w, far_d, nv, q, R, k, kb,
                           lanes_t)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, error_model="numpy", fastmath=FMA)
 def _normals(base, nctr, k1, k2, zw, z):
-    """The step's two normals per node and lane from (step, node, lane keys); apart from the Heun loop, and
-    in two loops: the 64-bit hash runs at 8 SIMD lanes, Box-Muller on its 32-bit halves at 16."""
+    """The step's two normals per node and lane from (step, node, lane keys), rng.normals' values; apart
+    from the Heun loop, and in two loops: the 64-bit hash runs at 8 SIMD lanes, Box-Muller on its 32-bit
+    halves at 16."""
     wide_vectors()
     for f in range(z.shape[1]):
         zw[0, f], zw[1, f] = halves(hash2(base + nctr[f], k1[f], k2[f]))
@@ -183,9 +189,53 @@ def _normals(base, nctr, k1, k2, zw, z):
         z[0, f], z[1, f] = box_muller32(zw[0, f], zw[1, f])
 
 
-def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
-    """TVB's stochastic Heun step of every node and lane from x into xn, with the delayed input acct[:, k].
+@nb.njit(cache=True, error_model="numpy", fastmath=FMA)
+def _heun(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
+    """The stochastic Heun step of every node and lane from x into xn, with the delayed input acct[:, k]:
+    TVB's scheme with the per-simulation constants folded (params.P_F_*) and fused multiply-adds (one
+    rounding instead of two; within rounding of the exact step, tests/sim/test_mpr_vs_tvb.py).  No
+    reassociation: every lane, batch, thread and rank gets the same bits.
     h_max > 0 (adaptive scheme): returns how many nodes are stiff (see adaptive.stiff), else 0."""
+    wide_vectors()
+    hdt = selfw.dtype.type
+    half_dt = 0.5 * dt
+    n_stiff = 0
+    for f in range(x.shape[1]):
+        r = x[0, f]
+        V = x[1, f]
+        # self-connections (delay 0) read the current state as the ring holds it: hdt(x)
+        drive = par[P_F_0, f] + par[P_F_AR, f] * np.float64(acct[0, k, f] + selfw[f] * hdt(r))
+        if nv == 2:
+            drive += par[P_F_AV, f] * np.float64(acct[1, k, f] + selfw[f] * hdt(V))
+        nr = par[P_SIG_R, f] * np.float64(z[0, f])
+        nv_ = par[P_SIG_V, f] * np.float64(z[1, f])
+        d0r = par[P_F_DR, f] + par[P_F_2T, f] * V * r
+        d0v = par[P_INV_TAU, f] * (V * V) - par[P_F_PP, f] * (r * r) + par[P_F_J, f] * r + drive
+        ri = r + dt * d0r + nr
+        if ri < 0.0:
+            ri = 0.0
+        vi = V + dt * d0v + nv_
+        d1r = par[P_F_DR, f] + par[P_F_2T, f] * vi * ri
+        d1v = par[P_INV_TAU, f] * (vi * vi) - par[P_F_PP, f] * (ri * ri) + par[P_F_J, f] * ri + drive
+        rn = r + (d0r + d1r) * half_dt + nr
+        if rn < 0.0:
+            rn = 0.0
+        vn = V + (d0v + d1v) * half_dt + nv_
+        xn[0, f] = rn
+        xn[1, f] = vn
+        # adaptive.stiff as a count, here (the state is in registers) and in plain arithmetic: a branch, or
+        # the call itself, keeps this loop scalar (2-4x slower).  > 0 exactly where stiff() is true: an end
+        # above h_max or a non-finite end (a non-finite start gives one).
+        a_ = par[P_RATE, f] * dt * max(abs(V), par[P_PITAU, f] * r)
+        b_ = par[P_RATE, f] * dt * max(abs(vn), par[P_PITAU, f] * rn)
+        n_stiff += np.int64(a_ > h_max) + np.int64(b_ > h_max) + np.int64(not np.isfinite(rn + vn))
+    return n_stiff if h_max > 0.0 else 0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _heun_exact(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
+    """_heun rounding every operation as TVB's numpy code does: its expressions in its order, no fused
+    multiply-adds (tvb_order and Engine(exact=True))."""
     wide_vectors()
     hdt = selfw.dtype.type
     n_stiff = 0
@@ -193,7 +243,6 @@ def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
         r = x[0, f]
         V = x[1, f]
         inv_tau = par[P_INV_TAU, f]
-        # self-connections (delay 0) read the current state as the ring holds it: hdt(x)
         c_r = par[P_A, f] * np.float64(acct[0, k, f] + selfw[f] * hdt(r)) + par[P_B, f]
         c_v = par[P_A, f] * np.float64(acct[nv - 1, k, f] + selfw[f] * hdt(V)) \
             + par[P_B, f] if nv == 2 else par[P_B, f]
@@ -217,29 +266,10 @@ def _heun_step(x, xn, par, acct, selfw, z, k, nv, dt, h_max):
         vn = V + (d0v + d1v) * dt / 2.0 + nv_
         xn[0, f] = rn
         xn[1, f] = vn
-        # adaptive.stiff as a count, here (the state is in registers) and in plain arithmetic: a branch, or
-        # the call itself, keeps this loop scalar (2x slower).  > 0 exactly where stiff() is true: an end
-        # above h_max or a non-finite end (a non-finite start gives one).
         a_ = par[P_RATE, f] * dt * max(abs(V), par[P_PITAU, f] * r)
         b_ = par[P_RATE, f] * dt * max(abs(vn), par[P_PITAU, f] * rn)
         n_stiff += np.int64(a_ > h_max) + np.int64(b_ > h_max) + np.int64(not np.isfinite(rn + vn))
     return n_stiff if h_max > 0.0 else 0
-
-
-def _variant(fn, name: str, **flags):
-    """fn compiled under its own name (numba names its cache files by the function's qualified name: two
-    variants of one function would read each other's cached code)."""
-    copy = types.FunctionType(fn.__code__, fn.__globals__, name)
-    copy.__qualname__ = name
-    copy.__doc__ = fn.__doc__
-    return nb.njit(cache=True, error_model="numpy", **flags)(copy)
-
-
-# The fast Heun step lets LLVM fuse a * b + c into one FMA (one rounding instead of two: faster, and within
-# rounding of the exact step); the exact one rounds every operation as TVB's numpy code does (tvb_order
-# and Engine(exact=True)).  Neither reassociates: every lane, batch, thread and rank gets the same bits.
-_heun = _variant(_heun_step, "_heun", fastmath=FMA)
-_heun_exact = _variant(_heun_step, "_heun_exact")
 
 
 @nb.njit(cache=True, error_model="numpy")

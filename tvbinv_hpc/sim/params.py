@@ -22,7 +22,12 @@ P_INV_TAU, P_DELTA_PT, P_PI2TAU2, P_JTAU, P_ETA, P_I, P_CR, P_CV, P_A, P_B, P_SI
 # and for the adaptive scheme: the local rate of the (r, V) flow is ~ 2 |1/tau| max(|V|, pi |tau| r) (the
 # Jacobian's eigenvalues are 2V/tau +- 2i pi r for large r)
 P_RATE, P_PITAU = 12, 13
-N_PAR = 14
+# and for the fast Heun step: TVB's dfun with 1/tau multiplied in and the constant drive summed, once per
+# simulation (fewer rows to load and fewer operations per node-step than TVB's order; the exact step uses
+# the rows above).  dr = F_DR + F_2T V r;  dV = F_IT V^2 - F_PP r^2 + F_J r + F_0 + F_AR S_r + F_AV S_V,
+# with S_r, S_V the delayed sums (F_AV only where the V sum is computed: otherwise cv b is in F_0).
+P_F_DR, P_F_2T, P_F_PP, P_F_J, P_F_0, P_F_AR, P_F_AV = range(14, 21)
+N_PAR = 21
 MODEL_KEYS = ("tau", "I", "Delta", "J", "eta", "cr", "cv")
 NSIG = "integrator.noise.nsig"
 
@@ -123,4 +128,12 @@ def lane_table(res: Mapping[str, np.ndarray], sims: np.ndarray, dt: float) -> np
     table[P_SIG_V] = np.sqrt(2.0 * flat(nsig[:, 1]) * dt)
     table[P_RATE] = 2.0 * np.abs(table[P_INV_TAU])
     table[P_PITAU] = np.pi * np.abs(tau)
+    inv_tau = table[P_INV_TAU]
+    table[P_F_DR] = inv_tau * table[P_DELTA_PT]
+    table[P_F_2T] = 2.0 * inv_tau
+    table[P_F_PP] = inv_tau * table[P_PI2TAU2]
+    table[P_F_J] = inv_tau * table[P_JTAU]
+    table[P_F_0] = inv_tau * (table[P_ETA] + table[P_I] + (table[P_CR] + table[P_CV]) * table[P_B])
+    table[P_F_AR] = inv_tau * table[P_CR] * table[P_A]
+    table[P_F_AV] = inv_tau * table[P_CV] * table[P_A]
     return table
