@@ -97,6 +97,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from tvbinv_hpc.bench import scaling
 
         return scaling.main([a for a in rest if a != "--scaling"]) or 0
+    if "--parts" in rest:
+        from tvbinv_hpc.bench import parts
+
+        return parts.main([a for a in rest if a != "--parts"]) or 0
     if "--stability" in rest:
         from tvbinv_hpc.bench import stability
 
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
               "with --scaling: parallel efficiency of simulate from 1 to P ranks and the HDF5 write share; "
               "with --train: NPE training time on 10^4 simulations; with --stability: diverged fraction "
               "of the fixed and adaptive schemes at the seed's settings; with --store: store operations and "
-              "per-rank memory at 10^4 and 10^6 rows")
+              "per-rank memory at 10^4 and 10^6 rows; with --parts: the kernel's time by part of a step")
     sp.add_argument("bench_args", nargs=argparse.REMAINDER,
                     help="options passed to the benchmark (`bench -- --help`, `bench --scaling --help`)")
     sp = verb("launch", cmd_launch, "run a verb under mpiexec with the flags this machine needs "
