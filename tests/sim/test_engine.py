@@ -214,8 +214,10 @@ for n in (3, 5):        # a padded group; 66 * 4 = 264 nodes: not a multiple of 
 
 
 def test_vector_width_does_not_change_results(tmp_path):
-    """The same simulations compiled for 256- or 512-bit vectors (LLVM picks the width per CPU model, and
-    clusters mix node types): no loop reassociates, so every element gets the same operations and bits."""
+    """The same simulations compiled for 512- or 256-bit vectors (the kernel asks for 512 bits where the CPU
+    has them, and clusters mix node types): no loop reassociates, so every element gets the same operations
+    and bits.  256 bits: AVX-512 switched off.  (A CPU without FMA, i.e. older than 2013, rounds the fused
+    multiply-adds of the fast path in two steps and gets other bits: measured with AVX switched off.)"""
     import os
     import subprocess
     import sys
@@ -228,9 +230,35 @@ def test_vector_width_does_not_change_results(tmp_path):
     script = tmp_path / "width.py"
     script.write_text(_WIDTH_SCRIPT.format(fixed=FIXED))
     out = []
-    for extra in ("", ",-prefer-256-bit", ",+prefer-256-bit"):
+    for extra in ("", ",-avx512f", ",+prefer-256-bit"):
         env = {**os.environ, "NUMBA_CPU_FEATURES": features + extra}
         res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env)
         assert res.returncode == 0, res.stderr
         out.append(res.stdout)
     assert out[0] == out[1] == out[2] and len(out[0].split()) == 2
+
+
+def test_heun_loop_is_vectorised():
+    """The fast Heun loop must stay a vector loop (a branch or a call in it kept LLVM from vectorising it in
+    a fresh compile: 1.5x slower per simulation-step, README Performance).  Compiled here without numba's
+    cache, as a new install compiles it."""
+    import platform
+    import re
+
+    import numba as nb
+
+    from tvbinv_hpc.sim import params
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("checks x86 packed instructions")
+    heun = nb.njit(error_model="numpy", fastmath=mpr.FMA)(mpr._heun.py_func)
+    n, lanes, k = 5, 4, 3
+    res = params.resolve({key: np.zeros((2, n)) if key == params.NSIG else np.ones(n) for key in params.PARAMETERS},
+                         {}, lanes, n)
+    x = np.ones((2, n * lanes))
+    heun(x, np.empty_like(x), params.lane_table(res, np.arange(lanes), 0.01), np.zeros((1, k, n * lanes), np.float32),
+         np.zeros(n * lanes, np.float32), np.zeros((2, n * lanes), np.float32), 0, 1, 0.01, 0.6)
+    asm = "\n".join(heun.inspect_asm().values())
+    packed = len(re.findall(r"\bv?(?:mul|add|sub|fmadd\w*)pd\b", asm))
+    scalar = len(re.findall(r"\bv?(?:mul|add|sub|fmadd\w*)sd\b", asm))
+    assert packed >= 20, (packed, scalar)

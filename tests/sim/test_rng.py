@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from tvbinv_hpc.sim import rng
-from tvbinv_hpc.sim.vmath import log32_positive, sincos_quarter32, vexp, vlog
+from tvbinv_hpc.sim.vmath import log32_positive, sincos_quarter32, vexp, vlog, wide_vectors
 
 
 def test_normals_are_standard_normal():
@@ -91,3 +91,29 @@ def test_pairwise_sum_is_numpys_reduceat_order():
         ref = np.add.reduceat(a, np.array([0]))[0]
         ours = a[0] + pairwise_sum(a, 1, n - 1, zero)
         assert ours == ref, n
+
+
+def _axpy(a, x, y):
+    for i in range(x.size):
+        y[i] = a * x[i] + y[i] * y[i]
+
+
+def _axpy_wide(a, x, y):
+    wide_vectors()
+    for i in range(x.size):
+        y[i] = a * x[i] + y[i] * y[i]
+
+
+def test_wide_vectors_marks_the_function_and_keeps_its_results():
+    """wide_vectors() adds LLVM's prefer-vector-width=512 to the calling function, nothing else."""
+    plain = nb.njit(error_model="numpy", fastmath={"contract"})(_axpy)
+    wide = nb.njit(error_model="numpy", fastmath={"contract"})(_axpy_wide)
+    x = np.random.default_rng(0).random(1001)
+    y0 = np.random.default_rng(1).random(1001)
+    y1, y2 = y0.copy(), y0.copy()
+    plain(0.3, x, y1)
+    wide(0.3, x, y2)
+    np.testing.assert_array_equal(y1, y2)
+    ir = "\n".join(wide.inspect_llvm().values())
+    assert '"prefer-vector-width"="512"' in ir
+    assert "prefer-vector-width" not in "\n".join(plain.inspect_llvm().values())
