@@ -257,7 +257,8 @@ def test_heun_loop_is_vectorised():
                          {}, lanes, n)
     x = np.ones((2, n * lanes))
     heun(x, np.empty_like(x), params.lane_table(res, np.arange(lanes), 0.01), np.zeros((1, k, n * lanes), np.float32),
-         np.zeros(n * lanes, np.float32), np.zeros((2, n * lanes), np.float32), 0, 1, 0.01, 0.6)
+         np.zeros(n * lanes, np.float32), np.zeros((2, n * lanes), np.float32), np.int64(0), np.int64(1), 0.01,
+         0.6)              # int64, not literals: the kernel's types (a literal nv would fold its branch)
     asm = "\n".join(heun.inspect_asm().values())
     packed = len(re.findall(r"\bv?(?:mul|add|sub|fmadd\w*)pd\b", asm))
     scalar = len(re.findall(r"\bv?(?:mul|add|sub|fmadd\w*)sd\b", asm))
