@@ -232,12 +232,16 @@ def bench_features(bold: np.ndarray, tr_ms: float, repeats: int) -> str:
             f"({bold.shape[1]} BOLD samples x {bold.shape[2]} regions, TR {tr_ms:g} ms)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    # One core per timing: the engine's threads are set explicitly below; these keep TVB's numpy/numba code
-    # (and anything started from here) on one thread too. Set here, not at import: importing the module
-    # must not change the process's settings.
+def one_thread() -> None:
+    """One core per timing: the engine's threads are set explicitly; these keep TVB's numpy/numba code (and
+    anything started from here) on one thread too.  Called by a bench's main, not at import: importing a
+    module must not change the process's settings."""
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    one_thread()
     p = argparse.ArgumentParser(prog="tvbinv-hpc bench", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100_000, help="integration steps per run (default 100000)")
     p.add_argument("--repeats", type=int, default=3, help="repeats per timing, median taken (default 3)")

@@ -11,13 +11,12 @@ inside the kernel, so they need not add up to it exactly.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numba as nb
 import numpy as np
 
-from tvbinv_hpc.bench.engine import SETUP, _fixed, bench_engine, make_engine
+from tvbinv_hpc.bench.engine import SETUP, _fixed, bench_engine, make_engine, one_thread
 from tvbinv_hpc.sim.lanes import L_NW, L_SIM, N_LANE_FIELDS, sample_lanes
 from tvbinv_hpc.sim.mpr import _delayed_input, _heun, _normals, _store
 
@@ -135,8 +134,7 @@ def report(rows: list[tuple[str, float]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
+    one_thread()
     p = argparse.ArgumentParser(prog="tvbinv-hpc bench --parts", description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=51_200, help="steps per timing (default 51200)")
     p.add_argument("--repeats", type=int, default=3, help="repeats per timing, median taken (default 3)")
