@@ -16,7 +16,7 @@ import time
 import numba as nb
 import numpy as np
 
-from tvbinv_hpc.bench.engine import SETUP, _fixed, bench_engine, make_engine, one_thread
+from tvbinv_hpc.bench.engine import SETUP, bench_engine, make_engine, one_thread
 from tvbinv_hpc.sim.lanes import L_NW, L_SIM, N_LANE_FIELDS, sample_lanes
 from tvbinv_hpc.sim.mpr import _delayed_input, _heun, _normals, _store
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lanes", type=int, default=4, help="simulations per kernel call (default 4)")
     args = p.parse_args(argv)
     s = SETUP
-    print(f"kernel parts: {s['connectome']}, speed {s['speed']} mm/ms, dt {s['dt']}, a {_fixed()['coupling.a']}, "
+    print(f"kernel parts: {s['connectome']}, speed {s['speed']} mm/ms, dt {s['dt']}, a {s['a']}, "
           f"B={args.lanes}, float32 history, {args.steps} steps, CPU time, medians of {args.repeats}, 1 thread; "
           f"us per simulation-step and share of the whole kernel")
     for line in report(measure(args.steps, args.repeats, args.lanes)):

@@ -22,12 +22,11 @@ import numpy as np
 
 from tvbinv_hpc.sim.bold import balloon_steady, balloon_step2, bold_signal
 from tvbinv_hpc.sim.rng import fill_random_history
-from tvbinv_hpc.sim.vmath import wide_vectors
+from tvbinv_hpc.sim.vmath import FMA, wide_vectors
 
 L_SIM, L_T0, L_FREE, L_NW = 0, 1, 2, 3
 N_LANE_FIELDS = 4
 STATUS_DIVERGED = 2
-FMA = {"contract"}
 
 
 @nb.njit(cache=True, error_model="numpy")

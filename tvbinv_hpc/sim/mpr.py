@@ -55,7 +55,7 @@ from tvbinv_hpc.sim.params import (
     P_SIG_V,
 )
 from tvbinv_hpc.sim.rng import box_muller32, halves, hash2
-from tvbinv_hpc.sim.vmath import wide_vectors
+from tvbinv_hpc.sim.vmath import FMA, wide_vectors
 
 # Numba cannot mark array arguments noalias, so LLVM vectorises a loop only behind runtime overlap checks,
 # and gives up beyond 8 of them (the Heun loop needs ~40).  Raising the limit roughly halves its cost.
@@ -63,7 +63,6 @@ llb.set_option("", "--runtime-memory-check-threshold=128")
 
 STATUS_OK = 1
 STATUS_DIVERGED = 2
-FMA = {"contract"}     # fastmath flags of the fast path: fused multiply-adds only (NaN/inf semantics kept)
 __all__ = ["STATUS_OK", "STATUS_DIVERGED", "N_PAR", "P_SIG_R", "P_SIG_V", "P_CV", "P_RATE", "P_PITAU", "H_MAX",
            "Topology", "make_topology", "pairwise_sum", "run_lanes"]
 

@@ -24,7 +24,7 @@ P_INV_TAU, P_DELTA_PT, P_PI2TAU2, P_JTAU, P_ETA, P_I, P_CR, P_CV, P_A, P_B, P_SI
 P_RATE, P_PITAU = 12, 13
 # and for the fast Heun step: TVB's dfun with 1/tau multiplied in and the constant drive summed, once per
 # simulation (fewer rows to load and fewer operations per node-step than TVB's order; the exact step uses
-# the rows above).  dr = F_DR + F_2T V r;  dV = F_IT V^2 - F_PP r^2 + F_J r + F_0 + F_AR S_r + F_AV S_V,
+# the rows above).  dr = F_DR + F_2T V r;  dV = INV_TAU V^2 - F_PP r^2 + F_J r + F_0 + F_AR S_r + F_AV S_V,
 # with S_r, S_V the delayed sums (F_AV only where the V sum is computed: otherwise cv b is in F_0).
 P_F_DR, P_F_2T, P_F_PP, P_F_J, P_F_0, P_F_AR, P_F_AV = range(14, 21)
 N_PAR = 21

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from tvbinv_hpc.sim.vmath import log32_positive, sincos_quarter32
+from tvbinv_hpc.sim.vmath import FMA, log32_positive, sincos_quarter32
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -29,7 +29,6 @@ _F_INV_SQRT2 = np.float32(0.7071067811865476)
 
 # Counter domains: noise uses counters below 2**62, the initial history the domain above.
 HISTORY_DOMAIN = np.uint64(1) << np.uint64(62)
-FMA = {"contract"}      # the fastmath flags of every function that inlines box_muller32
 
 
 @nb.njit(cache=True, inline="always", error_model="numpy")

@@ -21,6 +21,10 @@ _MANT32 = np.uint32(0x007FFFFF)
 _EXP32 = np.uint32(0x3F800000)
 _S23 = np.uint32(23)
 _EXP1 = np.uint64(0x3FF0000000000000)
+# fastmath flags of the kernel's fast path and of every function that inlines box_muller32: fused
+# multiply-adds only (no reassociation, NaN/inf semantics kept), decided per expression, so vector and
+# scalar code get the same bits
+FMA = {"contract"}
 
 
 @intrinsic
